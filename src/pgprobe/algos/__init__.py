@@ -1,0 +1,1 @@
+"""Policy updates: PPO (clipped surrogate, eq. 17) and TRPO (eq. 16 via natural gradient)."""

@@ -1,0 +1,136 @@
+"""xarray datasets: run coordinates, CF-style attributes, provenance, atomic NetCDF writes.
+
+Conventions (DESIGN.md): every variable has ``long_name`` and ``units``; per-checkpoint
+datasets carry length-1 dimension coordinates ``env``, ``algo``, ``seed``, ``iteration`` so
+that ``xarray.combine_by_coords`` stacks them; attributes are str/int/float only (dicts as
+JSON strings, booleans as 0/1).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .errors import PgprobeError
+
+RUN_DIMS = ("env", "algo", "seed", "iteration")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def creation_time() -> str:
+    """UTC now, or SOURCE_DATE_EPOCH when set (byte-stable outputs)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch
+              else _dt.datetime.now(_dt.timezone.utc))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def provenance(kind: str, config_section=None, checkpoint_sha256: str | None = None,
+               **extra) -> dict:
+    """Global attributes: what made this dataset, from what, when."""
+    from .config import config_hash
+
+    attrs = {
+        "pgprobe_dataset": kind,
+        "pgprobe_version": __version__,
+        "git_commit": git_commit(),
+        "config_hash": config_hash(config_section) if config_section is not None else "none",
+        "config_json": json.dumps(config_section, sort_keys=True, default=str)
+        if config_section is not None else "{}",
+        "created": creation_time(),
+        "Conventions": "CF-1.8",
+    }
+    if checkpoint_sha256:
+        attrs["checkpoint_sha256"] = checkpoint_sha256
+    for key, value in extra.items():
+        attrs[key] = clean_attr(value)
+    return attrs
+
+
+def clean_attr(value):
+    if isinstance(value, bool):
+        return int(value)
+    if value is None:
+        return "none"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def variable(dims, data, long_name: str, units: str, **attrs) -> xr.Variable:
+    return xr.Variable(dims, data, attrs={"long_name": long_name, "units": units, **attrs})
+
+
+def add_run_coords(ds: xr.Dataset, env: str, algo: str, seed: int, iteration: int) -> xr.Dataset:
+    """Expand ``ds`` with length-1 dims env, algo, seed, iteration (for combine_by_coords)."""
+    ds = ds.expand_dims({"env": [env], "algo": [algo], "seed": [int(seed)], "iteration": [int(iteration)]})
+    ds["env"].attrs = {"long_name": "environment id", "units": "1"}
+    ds["algo"].attrs = {"long_name": "algorithm", "units": "1"}
+    ds["seed"].attrs = {"long_name": "training seed", "units": "1"}
+    ds["iteration"].attrs = {"long_name": "training iteration of the checkpoint", "units": "1"}
+    return ds
+
+
+def check_attributes(ds: xr.Dataset) -> None:
+    """Every data variable and coordinate has long_name and units (raises otherwise)."""
+    for name, var in {**ds.data_vars, **ds.coords}.items():
+        for key in ("long_name", "units"):
+            if key not in var.attrs:
+                raise ValueError(f"variable {name!r} lacks attribute {key!r}")
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Atomic NetCDF write: temporary file in the target directory, then rename."""
+    path = Path(path)
+    check_attributes(ds)
+    ds.attrs = {k: clean_attr(v) for k, v in ds.attrs.items()}
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PgprobeError(f"cannot create output directory {str(directory)!r}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise PgprobeError(f"output directory {str(directory)!r} is not writable")
+    tmp = directory / f".{path.name}.tmp{os.getpid()}"
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def open_dataset(path: str | Path, kind: str | None = None) -> xr.Dataset:
+    """Open a pgprobe NetCDF (loaded into memory); with ``kind``, refuse another probe's file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PgprobeError(f"dataset {str(path)!r} not found")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except Exception as exc:  # netCDF4 raises OSError/ValueError variants on corrupt files
+        raise PgprobeError(f"dataset {str(path)!r} is not a readable NetCDF file: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if kind is not None and ds.attrs.get("pgprobe_dataset") != kind:
+        raise PgprobeError(f"dataset {str(path)!r} holds {ds.attrs.get('pgprobe_dataset', 'unknown')!r} "
+                           f"data, expected {kind!r}")
+    return ds

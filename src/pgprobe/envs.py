@@ -1,0 +1,145 @@
+"""Environment construction and the observation / reward normalizers of Table 1.
+
+Normalizers are plain numpy state (no gymnasium wrappers) so that a checkpoint can store
+them exactly and probes can apply them frozen.
+"""
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+
+from .errors import PgprobeError
+
+CLOSED_FORM_ENV_ID = "pgprobe/LinearQuadraticBandit-v0"
+
+
+def _register_closed_form() -> None:
+    if CLOSED_FORM_ENV_ID not in gym.registry:
+        gym.register(id=CLOSED_FORM_ENV_ID, entry_point="pgprobe.closed_form:LinearQuadraticBandit",
+                     max_episode_steps=None)
+
+
+_register_closed_form()
+
+
+def check_env_id(env_id: str) -> gym.spaces.Box:
+    """Raise a one-line PgprobeError unless ``env_id`` is a continuous-control task."""
+    try:
+        spec = gym.spec(env_id)
+    except Exception:  # gymnasium raises several error types for unknown / versioned ids
+        raise PgprobeError(f"unknown environment id {env_id!r}: expected a gymnasium "
+                           "continuous-control task such as Hopper-v5, Walker2d-v5, "
+                           "Humanoid-v5, HalfCheetah-v5, Pendulum-v1") from None
+    env = make_env(env_id, _checked=True, _spec=spec)
+    space = env.action_space
+    obs_space = env.observation_space
+    env.close()
+    if not isinstance(space, gym.spaces.Box):
+        raise PgprobeError(f"environment {env_id!r} has a {type(space).__name__} action space: "
+                           "expected a continuous (Box) action space")
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise PgprobeError(f"environment {env_id!r} has observation space {obs_space}: "
+                           "expected a flat Box observation space")
+    return space
+
+
+def make_env(env_id: str, *, _checked: bool = False, _spec=None) -> gym.Env:
+    """``gym.make`` without the passive checker; errors become one-line PgprobeErrors."""
+    if not _checked:
+        check_env_id(env_id)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return gym.make(env_id, disable_env_checker=True)
+    except Exception as exc:
+        raise PgprobeError(f"cannot create environment {env_id!r}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
+
+
+def env_dims(env_id: str) -> tuple[int, int]:
+    space = check_env_id(env_id)
+    env = make_env(env_id, _checked=True)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    env.close()
+    return obs_dim, int(np.prod(space.shape))
+
+
+class RunningMeanStd:
+    """Running mean and variance (Chan et al. parallel update), float64."""
+
+    def __init__(self, shape: tuple[int, ...] = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+
+    def update(self, batch: np.ndarray) -> None:
+        batch = np.asarray(batch, np.float64).reshape((-1,) + self.mean.shape)
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta ** 2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state(self) -> dict:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": float(self.count)}
+
+    def load(self, state: dict) -> None:
+        self.mean = np.asarray(state["mean"], np.float64).copy()
+        self.var = np.asarray(state["var"], np.float64).copy()
+        self.count = float(state["count"])
+
+
+class ObservationNormalizer:
+    """o ↦ clip((o − μ) / sqrt(σ² + ε), −c, c) with running μ, σ² (Table 1 "state clipping")."""
+
+    def __init__(self, obs_dim: int, enabled: bool, clip: float | None, epsilon: float = 1e-8):
+        self.stats = RunningMeanStd((obs_dim,))
+        self.enabled = enabled
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        obs = np.asarray(obs, np.float64)
+        if not self.enabled:
+            return obs.astype(np.float32)
+        if update:
+            self.stats.update(obs)
+        out = (obs - self.stats.mean) / np.sqrt(self.stats.var + self.epsilon)
+        if self.clip is not None:
+            out = np.clip(out, -self.clip, self.clip)
+        return out.astype(np.float32)
+
+
+class RewardNormalizer:
+    """Reward scaling by the running std of the discounted return (Table 1 "reward
+    normalization"), then clipping to [−c, c]: r ↦ clip(r / sqrt(Var[R] + ε), −c, c),
+    where R_t = γ R_{t−1} + r_t is reset at episode ends."""
+
+    def __init__(self, num_envs: int, gamma: float, enabled: bool, clip: float | None,
+                 epsilon: float = 1e-8):
+        self.stats = RunningMeanStd(())
+        self.returns = np.zeros(num_envs, np.float64)
+        self.gamma = gamma
+        self.enabled = enabled
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        rewards = np.asarray(rewards, np.float64)
+        if not self.enabled:
+            return rewards
+        self.returns = self.returns * self.gamma + rewards
+        self.stats.update(self.returns)
+        out = rewards / np.sqrt(self.stats.var + self.epsilon)
+        self.returns[np.asarray(dones, bool)] = 0.0
+        if self.clip is not None:
+            out = np.clip(out, -self.clip, self.clip)
+        return out
+
+    def reset(self) -> None:
+        self.returns[:] = 0.0

@@ -1,0 +1,111 @@
+"""Gaussian MLP policy with state-independent log-std, and the value network.
+
+π_θ(a|s) = N(a; μ_θ(s), diag(exp(2·log σ))), μ_θ a tanh MLP ([64, 64] in Table 1).
+Sampling code uses a numpy copy of the weights (``NumpyMLP``) to avoid per-step torch
+overhead; both compute the same function in float32.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, init: str, head_gain: float) -> nn.Sequential:
+    """tanh MLP. ``init``: "orthogonal" (hidden gain √2, head ``head_gain``, zero biases) or
+    "xavier" (Glorot-uniform weights, zero biases)."""
+    layers: list[nn.Module] = []
+    sizes = [in_dim, *hidden]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    layers.append(nn.Linear(sizes[-1], out_dim))
+    linears = [m for m in layers if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        if init == "orthogonal":
+            nn.init.orthogonal_(layer.weight, gain=head_gain if i == len(linears) - 1 else math.sqrt(2))
+        elif init == "xavier":
+            nn.init.xavier_uniform_(layer.weight)
+        else:
+            raise ValueError(f"unknown init {init!r}")
+        nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+class GaussianPolicy(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], init: str = "orthogonal",
+                 initial_log_std: float = 0.0):
+        super().__init__()
+        self.mean_net = mlp(obs_dim, hidden, act_dim, init, head_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(initial_log_std)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean_net(obs)
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log π_θ(a|s) = −½ Σ_j [((a_j − μ_j)/σ_j)² + 2 log σ_j + log 2π]."""
+        return gaussian_log_prob(self.mean_net(obs), self.log_std, actions)
+
+    def entropy(self) -> torch.Tensor:
+        """H = Σ_j (log σ_j + ½ log 2πe); state-independent."""
+        return (self.log_std + 0.5 * (LOG_2PI + 1.0)).sum()
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    z = (actions - mean) * torch.exp(-log_std)
+    return -0.5 * (z * z).sum(-1) - log_std.sum() - 0.5 * LOG_2PI * mean.shape[-1]
+
+
+def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor,
+                mean_q: torch.Tensor, log_std_q: torch.Tensor) -> torch.Tensor:
+    """KL(N_p ‖ N_q) per row, diagonal Gaussians."""
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    return (log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5).sum(-1)
+
+
+class ValueNet(nn.Module):
+    def __init__(self, obs_dim: int, hidden: list[int], init: str = "orthogonal"):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 1, init, head_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+class NumpyMLP:
+    """Float32 numpy copy of a tanh ``nn.Sequential`` for fast batched sampling."""
+
+    def __init__(self, seq: nn.Sequential):
+        linears = [m for m in seq if isinstance(m, nn.Linear)]
+        self.weights = [m.weight.detach().numpy().T.astype(np.float32).copy() for m in linears]
+        self.biases = [m.bias.detach().numpy().astype(np.float32).copy() for m in linears]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = np.asarray(x, np.float32)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ w + b
+            if i < last:
+                np.tanh(h, out=h)
+        return h
+
+
+def flat_params(module: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def set_flat_params(module: nn.Module, flat: torch.Tensor) -> None:
+    offset = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            n = p.numel()
+            p.copy_(flat[offset:offset + n].view_as(p))
+            offset += n
+
+
+def flat_grad(output: torch.Tensor, params, **kwargs) -> torch.Tensor:
+    grads = torch.autograd.grad(output, list(params), **kwargs)
+    return torch.cat([g.reshape(-1) for g in grads])

@@ -1,0 +1,285 @@
+"""Rollouts of a policy: the one sampler used by training and by every probe.
+
+A *stream* is one environment instance with its own seed and its own action-noise RNG,
+stepped for a fixed number of steps from a reset: a sequence of whole trajectories, the
+last one cut at the stream's end (bootstrapped from the value net like a time-limit
+truncation).  A stream of N steps is exactly one N-sample estimate's batch, the same way
+the algorithms collect their 2048-step batches.
+
+Streams are grouped into fixed *chunks* that step in lockstep (one batched numpy forward
+pass per step for all streams of the chunk).  Chunks are defined by the work list alone,
+never by the worker count, so any number of worker processes gives identical results.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+import multiprocessing as mp
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .policies import NumpyMLP
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass
+class FrozenAgent:
+    """Everything needed to act and evaluate V with a fixed policy (picklable, numpy only).
+
+    Observations are normalized with the frozen statistics
+    o ↦ clip((o − μ)/sqrt(σ² + ε), ±c); rewards are scaled as in training,
+    r ↦ clip(r / sqrt(Var[R] + ε), ±c), so that advantages match the value net's scale.
+    """
+    env_id: str
+    policy_mean: NumpyMLP
+    log_std: np.ndarray
+    value: NumpyMLP
+    obs_mean: np.ndarray
+    obs_var: np.ndarray
+    obs_normalize: bool
+    obs_clip: float | None
+    reward_var: float
+    reward_normalize: bool
+    reward_clip: float | None
+    gamma: float
+    gae_lambda: float
+    epsilon: float = 1e-8
+
+    def observe(self, raw_obs: np.ndarray, update: bool = False) -> np.ndarray:
+        raw_obs = np.asarray(raw_obs, np.float64)
+        if not self.obs_normalize:
+            return raw_obs.astype(np.float32)
+        out = (raw_obs - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon)
+        if self.obs_clip is not None:
+            out = np.clip(out, -self.obs_clip, self.obs_clip)
+        return out.astype(np.float32)
+
+    def scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        rewards = np.asarray(rewards, np.float64)
+        if not self.reward_normalize:
+            return rewards
+        out = rewards / math.sqrt(self.reward_var + self.epsilon)
+        if self.reward_clip is not None:
+            out = np.clip(out, -self.reward_clip, self.reward_clip)
+        return out
+
+
+@dataclass
+class Rollout:
+    """One stream's samples, time-major, length T (or (T, E) inside training).
+
+    obs: what the policy saw (normalized); rewards: scaled as in training; raw_rewards: the
+    environment's rewards.  next_values[t] = V(s_{t+1}) (bootstrap value at truncations and
+    at the rollout's end; meaningless where terminated).  segment_end marks episode ends
+    and the rollout's last step.  episode_returns / episode_lengths: completed episodes
+    (undiscounted raw rewards); trajectory_count counts every trajectory started,
+    including the cut last one.
+    """
+    obs: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    next_values: np.ndarray
+    rewards: np.ndarray
+    raw_rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    segment_end: np.ndarray
+    episode_returns: list = field(default_factory=list)
+    episode_lengths: list = field(default_factory=list)
+    trajectory_count: int = 0
+    sim_states: np.ndarray | None = None
+
+    @property
+    def sample_count(self) -> int:
+        return int(self.rewards.size)
+
+
+def _mujoco_state(env) -> np.ndarray | None:
+    data = getattr(env.unwrapped, "data", None)
+    if data is None:
+        return None
+    return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
+
+
+def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], log_std: np.ndarray,
+            value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
+            noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
+            observe: Callable[..., np.ndarray], scale_rewards: Callable[[np.ndarray, np.ndarray], np.ndarray],
+            update_normalizers: bool = False, record_states: bool = False) -> list[Rollout]:
+    """Step ``envs`` in lockstep from fresh resets; env i runs ``step_counts[i]`` steps.
+
+    Actions a = μ(s) + σ·ξ with ξ ~ N(0, I) from env i's own generator; the environment
+    receives a clipped to its action bounds, log π is of the unclipped a.
+    Returns one ``Rollout`` per env (1-D time axis).
+    """
+    env_count = len(envs)
+    step_counts = np.asarray(step_counts, int)
+    horizon = int(step_counts.max())
+    act_dim = log_std.shape[0]
+    std = np.exp(log_std).astype(np.float32)
+    log_norm = float(log_std.sum()) + 0.5 * LOG_2PI * act_dim
+    low = np.stack([env.action_space.low for env in envs])
+    high = np.stack([env.action_space.high for env in envs])
+
+    raw = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, env_seeds)])
+    obs = observe(raw, update_normalizers)
+    obs_dim = obs.shape[1]
+    buf_obs = np.zeros((horizon, env_count, obs_dim), np.float32)
+    buf_act = np.zeros((horizon, env_count, act_dim), np.float32)
+    buf_logp = np.zeros((horizon, env_count))
+    buf_val = np.zeros((horizon, env_count))
+    buf_next = np.zeros((horizon, env_count))
+    buf_raw_rew = np.zeros((horizon, env_count))
+    buf_rew = np.zeros((horizon, env_count))
+    buf_term = np.zeros((horizon, env_count), bool)
+    buf_trunc = np.zeros((horizon, env_count), bool)
+    buf_states = None
+    if record_states:
+        first = _mujoco_state(envs[0])
+        if first is not None:
+            buf_states = np.zeros((horizon, env_count, first.size))
+    episode_returns: list[list[float]] = [[] for _ in range(env_count)]
+    episode_lengths: list[list[int]] = [[] for _ in range(env_count)]
+    running_return = np.zeros(env_count)
+    running_length = np.zeros(env_count, int)
+    trajectories = np.ones(env_count, int)
+    values = value_fn(obs).astype(np.float64)
+
+    for t in range(horizon):
+        active = t < step_counts
+        mean = agent_policy(obs)
+        noise = np.stack([rng.standard_normal(act_dim, dtype=np.float32) if active[i]
+                          else np.zeros(act_dim, np.float32) for i, rng in enumerate(noise_rngs)])
+        actions = mean + std * noise
+        buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
+        buf_logp[t] = -0.5 * np.sum(noise.astype(np.float64) ** 2, axis=1) - log_norm
+        clipped = np.clip(actions, low, high)
+        next_raw = raw.copy()
+        rewards = np.zeros(env_count)
+        terminated = np.zeros(env_count, bool)
+        truncated = np.zeros(env_count, bool)
+        final_raw = {}
+        for i, env in enumerate(envs):
+            if not active[i]:
+                continue
+            if buf_states is not None:
+                buf_states[t, i] = _mujoco_state(env)
+            o, r, term, trunc, _ = env.step(clipped[i])
+            rewards[i], terminated[i], truncated[i] = r, term, trunc
+            running_return[i] += r
+            running_length[i] += 1
+            if term or trunc:
+                episode_returns[i].append(float(running_return[i]))
+                episode_lengths[i].append(int(running_length[i]))
+                running_return[i] = 0.0
+                running_length[i] = 0
+                if trunc and not term:
+                    final_raw[i] = o
+                if t + 1 < step_counts[i]:
+                    o, _ = env.reset()
+                    trajectories[i] += 1
+            next_raw[i] = o
+        dones = terminated | truncated
+        buf_raw_rew[t] = rewards
+        buf_rew[t] = scale_rewards(rewards, dones)
+        buf_term[t], buf_trunc[t] = terminated, truncated
+        raw = next_raw
+        obs = observe(raw, update_normalizers)
+        values = value_fn(obs).astype(np.float64)
+        buf_next[t] = values
+        if final_raw:
+            idx = sorted(final_raw)
+            final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
+            buf_next[t, idx] = value_fn(final_obs)
+
+    results = []
+    for i in range(env_count):
+        steps = int(step_counts[i])
+        end = buf_term[:steps, i] | buf_trunc[:steps, i]
+        end[steps - 1] = True
+        results.append(Rollout(
+            obs=buf_obs[:steps, i], actions=buf_act[:steps, i], log_probs=buf_logp[:steps, i],
+            values=buf_val[:steps, i], next_values=buf_next[:steps, i],
+            rewards=buf_rew[:steps, i], raw_rewards=buf_raw_rew[:steps, i],
+            terminated=buf_term[:steps, i], truncated=buf_trunc[:steps, i], segment_end=end,
+            episode_returns=episode_returns[i], episode_lengths=episode_lengths[i],
+            trajectory_count=int(trajectories[i]),
+            sim_states=None if buf_states is None else buf_states[:steps, i]))
+    return results
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One independent stream: ``seed_key`` (tuple of ints, fed to numpy's SeedSequence as
+    entropy) fixes the env seed and action noise; ``step_count`` its length."""
+    seed_key: tuple
+    step_count: int
+
+
+def stream_rngs(seed_key: tuple) -> tuple[int, np.random.Generator]:
+    """(env reset seed, action-noise generator) of a stream, independent across keys."""
+    seq = np.random.SeedSequence(list(seed_key))
+    env_seq, noise_seq = seq.spawn(2)
+    return int(env_seq.generate_state(1)[0]), np.random.default_rng(noise_seq)
+
+
+def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states: bool,
+               reduce: Callable | None):
+    from .envs import make_env  # workers import lazily (fork-safe)
+
+    envs = [make_env(agent.env_id, _checked=True) for _ in streams]
+    seeds, rngs = zip(*(stream_rngs(s.seed_key) for s in streams))
+    rollouts = rollout(envs, agent.policy_mean, agent.log_std, agent.value,
+                       [s.step_count for s in streams], rngs, seeds,
+                       agent.observe, agent.scale_rewards, record_states=record_states)
+    for env in envs:
+        env.close()
+    if reduce is not None:
+        return [reduce(r, s) for r, s in zip(rollouts, streams)]
+    return rollouts
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def chunked(streams: Sequence[StreamSpec], chunk_size: int) -> list[list[StreamSpec]]:
+    return [list(streams[i:i + chunk_size]) for i in range(0, len(streams), chunk_size)]
+
+
+def sample_streams(agent: FrozenAgent, streams: Sequence[StreamSpec], workers: int | None = None,
+                   chunk_size: int = 16, record_states: bool = False,
+                   reduce: Callable | None = None, progress: str | None = None) -> list:
+    """Sample every stream; returns one ``Rollout`` per stream (or ``reduce(rollout, spec)``,
+    computed inside the worker, when given: use it to keep large samples out of IPC).
+
+    Results do not depend on ``workers``: chunks of ``chunk_size`` consecutive streams are
+    the unit of work.  ``reduce`` must be picklable (a module-level function or partial).
+    """
+    from tqdm import tqdm
+
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers={workers}: expected at least 1")
+    chunks = chunked(streams, chunk_size)
+    bar = tqdm(total=sum(s.step_count for s in streams), unit="step", desc=progress,
+               disable=progress is None, mininterval=2.0)
+    results: list = []
+    if workers == 1 or len(chunks) == 1:
+        for chunk in chunks:
+            results.extend(_run_chunk(agent, chunk, record_states, reduce))
+            bar.update(sum(s.step_count for s in chunk))
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+            futures = [pool.submit(_run_chunk, agent, chunk, record_states, reduce) for chunk in chunks]
+            for chunk, future in zip(chunks, futures):
+                results.extend(future.result())
+                bar.update(sum(s.step_count for s in chunk))
+    bar.close()
+    return results

@@ -1,0 +1,39 @@
+"""Small statistics shared by probes and training: cosine similarities, MRE, bootstrap CI."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """cos(a, b) = a·b / (‖a‖ ‖b‖) (0 if either vector is zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def pairwise_cosine(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs i < j of the rows of ``vectors`` (M, D): (values, index_a, index_b)."""
+    vectors = np.asarray(vectors, np.float64)
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
+    index_a, index_b = np.triu_indices(len(vectors), k=1)
+    return np.einsum("pd,pd->p", unit[index_a], unit[index_b]), index_a, index_b
+
+
+def mean_relative_error(prediction, target, floor_fraction: float = 1e-3) -> float:
+    """MRE = mean_i |V_i − y_i| / max(|y_i|, f), with the guard f = ``floor_fraction`` ×
+    mean|y| so that targets near 0 cannot blow the mean up (a target at 0 contributes its
+    absolute error in units of 0.1% of the typical target magnitude)."""
+    prediction, target = np.asarray(prediction, np.float64), np.asarray(target, np.float64)
+    floor = max(floor_fraction * float(np.mean(np.abs(target))), 1e-12)
+    return float(np.mean(np.abs(prediction - target) / np.maximum(np.abs(target), floor)))
+
+
+def bootstrap_ci(values: np.ndarray, resamples: int = 500, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean (the paper's 95% intervals, 500 resamples)."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
