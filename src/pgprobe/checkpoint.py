@@ -49,8 +49,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _to_tensor_tree(obj):
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return torch.from_numpy(np.array(obj))
     if isinstance(obj, dict):
         return {k: _to_tensor_tree(v) for k, v in obj.items()}
     return obj

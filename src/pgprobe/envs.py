@@ -86,7 +86,8 @@ class RunningMeanStd:
         self.count = total
 
     def state(self) -> dict:
-        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": float(self.count)}
+        return {"mean": np.array(self.mean, np.float64), "var": np.array(self.var, np.float64),
+                "count": float(self.count)}
 
     def load(self, state: dict) -> None:
         self.mean = np.asarray(state["mean"], np.float64).copy()

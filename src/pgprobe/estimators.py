@@ -107,8 +107,9 @@ def update_step(checkpoint, batch: UpdateBatch, seed: int) -> np.ndarray:
         if checkpoint.policy_optimizer_state:
             optimizer.load_state_dict(checkpoint.policy_optimizer_state)
         lr = hp["policy_lr"]
-        if hp["anneal_lr"]:
-            lr *= 1.0 - checkpoint.iteration / hp["total_iterations"]
+        if hp["anneal_lr"]:  # the next iteration's rate; at the last checkpoint, the last one used
+            total = hp["total_iterations"]
+            lr *= max(1.0 - checkpoint.iteration / total, 1.0 / total)
         for group in optimizer.param_groups:
             group["lr"] = max(lr, 0.0)
         ppo_policy_update(policy, optimizer, batch, hp, generator)

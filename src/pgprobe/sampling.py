@@ -148,7 +148,7 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     running_return = np.zeros(env_count)
     running_length = np.zeros(env_count, int)
     trajectories = np.ones(env_count, int)
-    values = value_fn(obs).astype(np.float64)
+    values = value_fn(obs).reshape(-1).astype(np.float64)
 
     for t in range(horizon):
         active = t < step_counts
@@ -190,12 +190,12 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         buf_term[t], buf_trunc[t] = terminated, truncated
         raw = next_raw
         obs = observe(raw, update_normalizers)
-        values = value_fn(obs).astype(np.float64)
+        values = value_fn(obs).reshape(-1).astype(np.float64)
         buf_next[t] = values
         if final_raw:
             idx = sorted(final_raw)
             final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
-            buf_next[t, idx] = value_fn(final_obs)
+            buf_next[t, idx] = value_fn(final_obs).reshape(-1)
 
     results = []
     for i in range(env_count):
