@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny real training runs whose checkpoints the probe tests use."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+REPO = Path(__file__).resolve().parents[1]
+TINY_STEPS = 512
+
+
+def _train(tmp_root: Path, env_id: str, algo: str, iterations: int, checkpoints: list[int],
+           overrides: dict | None = None, steps: int = TINY_STEPS) -> Path:
+    from pgprobe.train import train
+
+    hp = {"steps_per_iteration": steps, "minibatches": 8, **(overrides or {})}
+    config = {"training": {"iterations": iterations, "checkpoint_iterations": checkpoints,
+                           "hyperparameters": {"common": hp}}}
+    out = tmp_root / f"{env_id.replace('/', '_')}_{algo}"
+    train(env_id, algo, 0, config, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hopper_ppo_run(tmp_path_factory) -> Path:
+    """PPO on Hopper-v5, 3 iterations of 512 steps; checkpoints at 0, 1, 3."""
+    return _train(tmp_path_factory.mktemp("runs"), "Hopper-v5", "ppo", 3, [0, 1, 3])
+
+
+@pytest.fixture(scope="session")
+def hopper_trpo_run(tmp_path_factory) -> Path:
+    """TRPO on Hopper-v5, 3 iterations of 512 steps; checkpoints at 0, 3."""
+    return _train(tmp_path_factory.mktemp("runs"), "Hopper-v5", "trpo", 3, [0, 3])
+
+
+@pytest.fixture(scope="session")
+def closed_form_run(tmp_path_factory) -> Path:
+    """PPO on the closed-form bandit with observation normalization off (so the analytic
+    formulas in pgprobe.closed_form apply to the policy as is); checkpoints at 0, 2."""
+    return _train(tmp_path_factory.mktemp("runs"), "pgprobe/LinearQuadraticBandit-v0", "ppo", 2, [0, 2],
+                  overrides={"normalize_observations": False, "normalize_rewards": False})
+
+
+@pytest.fixture(scope="session")
+def hopper_ppo_checkpoint(hopper_ppo_run) -> Path:
+    return hopper_ppo_run / "checkpoints" / "iter0003.pt"
+
+
+@pytest.fixture(scope="session")
+def hopper_trpo_checkpoint(hopper_trpo_run) -> Path:
+    return hopper_trpo_run / "checkpoints" / "iter0003.pt"
+
+
+@pytest.fixture(scope="session")
+def closed_form_checkpoint(closed_form_run) -> Path:
+    return closed_form_run / "checkpoints" / "iter0002.pt"
