@@ -252,12 +252,12 @@ def train(env_id: str, algo: str, seed: int, config: dict | None, out_dir: str |
 
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
+    trainer = Trainer(env_id, algo, seed, config)  # validates everything before any file is made
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "checkpoints").mkdir(exist_ok=True)
     except OSError as exc:
         raise PgprobeError(f"cannot create output directory {str(out_dir)!r}: {exc.strerror}") from None
-    trainer = Trainer(env_id, algo, seed, config)
     resume_path = Path(resume_dir) if resume_dir else out_dir / "resume"
     resume_file = resume_path / "state.pt"
     resumed = trainer.load_resume(resume_file)
