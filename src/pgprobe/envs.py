@@ -77,6 +77,13 @@ class RunningMeanStd:
 
     def update(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch, np.float64).reshape((-1,) + self.mean.shape)
+        if batch.shape[0] == 1:  # the per-step case: same formula with batch variance 0
+            total = self.count + 1.0
+            delta = batch[0] - self.mean
+            self.mean = self.mean + delta / total
+            self.var = (self.var * self.count + delta * delta * (self.count / total)) / total
+            self.count = total
+            return
         batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
         delta = batch_mean - self.mean
         total = self.count + batch_count

@@ -1,0 +1,472 @@
+"""Value-prediction probe (paper §2.2, eq. 4; Figures 3, 11 and 12).
+
+Usage::
+
+  pgprobe probe values --checkpoint runs/.../iter0150.pt --out values/iter0150.nc \\
+      [--settings '{"heldout_streams": 4, "true_value_states": 0}'] [--workers N] [--seed S]
+
+What it measures.  The mean relative error (``pgprobe.stats.mean_relative_error``)
+
+  MRE = mean_i |V(s_i) − y_i| / max(|y_i|, 10⁻³ · mean_j |y_j|)
+
+of the checkpoint's value net V against three targets y:
+
+* ``gae``: the regression target of eq. (4), y_t = V_old(s_t) + A_t^GAE (γ, λ of the
+  checkpoint).  On the "train" split V_old and A are exactly the fit batch's (the batch the
+  value net was just fit on; ``Checkpoint.fit_batch``), so this is the training loss' MRE.
+  On held-out rollouts V_old is the value net's own prediction at sampling time.
+* ``returns``: the discounted return R_t = Σ_k γ^k r_{t+k} (rewards scaled exactly as in
+  training, the value net's scale), a single-rollout Monte-Carlo sample of V^π(s_t) (eq. 3).
+* ``true_value`` (held-out only, beyond the paper): V^π(s_t) estimated by restoring the
+  MuJoCo simulator state (qpos, qvel) of s_t and averaging ``true_value_rollouts`` fresh
+  rollouts of the frozen policy from it (frozen observation normalization, rewards scaled as
+  in training, stopping where the episode's time limit would stop it).  Comparing it with
+  the single-rollout return separates the return target's own sampling noise from the
+  network's error (``return_noise_mre``).
+
+Held-out data: ``heldout_streams`` fresh streams of ``heldout_steps`` steps of the frozen
+policy (``pgprobe.sampling``).  Returns are bootstrapped with the value net where a
+trajectory is cut without termination (time limit, or the stream's end): R_t contains
+γ^k V(s_{t+k}) with k the steps to the cut.  That weight γ^k is stored per sample
+(``bootstrap_weight``; 0 for trajectories that terminate), and the ``returns`` and
+``true_value`` MREs only use samples with ``bootstrap_weight <= max_bootstrap_weight``
+(default 0.05, i.e. the last ⌈log 0.05 / log γ⌉ = 299 steps before a cut are excluded at
+γ = 0.99), so the network's own prediction contributes at most 5% to the target.  The
+``gae`` MRE uses every sample (the eq. 4 target is bootstrapped by construction).  On the
+train split the fit batch keeps no episode boundaries, so every sample is used for both
+targets, exactly as ``train.nc``'s per-iteration ``value_mre_gae``/``value_mre_returns``.
+
+Restored rollouts for ``true_value`` run min(``true_value_horizon``, time-limit steps left)
+steps and are bootstrapped with γ^H V(s_H) where they stop without termination (the same
+definition of "return" as the ``returns`` target; with H = 300 and γ = 0.99 the weight is
+≤ 0.049).  States are drawn uniformly from the samples included in the returns MRE, so
+``mre_on_true_value_states`` compares all three targets on the same states.  Environments
+without a MuJoCo state (e.g. the closed-form bandit) get NaN for ``true_value``.
+
+Dataset (kind "values"): dims split (train, heldout) × target (gae, returns, true_value) ×
+sample, plus the run dims env, algo, seed, iteration (length 1; files merge with
+``xarray.combine_by_coords``).  Per-sample predictions, targets, inclusion masks and
+bootstrap weights are kept so any MRE variant can be recomputed.  See
+docs/datasets/values.md.
+
+Paper scale: the paper does not state its held-out sample size; the defaults here
+(4 × 2048 held-out samples, 32 states × 8 restored rollouts) are sized for the default
+config on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing as mp
+
+import numpy as np
+import xarray as xr
+
+from ..advantages import discounted_returns, gae
+from ..errors import PgprobeError
+
+PURPOSE_HELDOUT = 201
+PURPOSE_TRUE_VALUE = 202
+PURPOSE_TRUE_VALUE_STATES = 203
+
+SPLITS = ["train", "heldout"]
+TARGETS = ["gae", "returns", "true_value"]
+
+DEFAULTS = {
+    "heldout_streams": 4,            # independent held-out streams
+    "heldout_steps": 2048,           # steps per held-out stream
+    "max_bootstrap_weight": 0.05,    # returns/true_value MRE: keep samples with γ^k ≤ this
+    "true_value_states": 32,         # held-out states with a restored-rollout V^π (0: off)
+    "true_value_rollouts": 8,        # rollouts averaged per state
+    "true_value_horizon": 300,       # max steps per restored rollout (γ^300 ≈ 0.049)
+    "chunk_size": 16,                # streams / restored rollouts stepped in lockstep
+}
+
+# How each DEFAULTS key is checked: "pos_int", "nonneg_int", "unit" (0 ≤ x ≤ 1), "pos_float",
+# "bool", "pos_int_list".
+SETTING_KINDS = {
+    "heldout_streams": "pos_int", "heldout_steps": "pos_int", "max_bootstrap_weight": "unit",
+    "true_value_states": "nonneg_int", "true_value_rollouts": "pos_int",
+    "true_value_horizon": "pos_int", "chunk_size": "pos_int",
+}
+
+
+# ---------------------------------------------------------------------------- settings
+def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dict:
+    """Merge a JSON object (string or dict) over ``defaults``; one-line PgprobeError naming the
+    key for unknown keys, wrong types and out-of-range values."""
+    if text_or_dict is None:
+        given = {}
+    elif isinstance(text_or_dict, dict):
+        given = dict(text_or_dict)
+    else:
+        try:
+            given = json.loads(text_or_dict)
+        except json.JSONDecodeError as exc:
+            raise PgprobeError(f"--settings is not valid JSON: {exc.msg} (at char {exc.pos})") from None
+        if not isinstance(given, dict):
+            raise PgprobeError(f"--settings must be a JSON object of probes.{probe} keys, "
+                               f"got {type(given).__name__}")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise PgprobeError(f"unknown probes.{probe} setting {unknown[0]!r}: expected one of "
+                           f"{', '.join(sorted(defaults))}")
+    settings = {**defaults, **given}
+    for key, value in settings.items():
+        kind = kinds[key]
+        bad = None
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        is_num = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "pos_int" and not (is_int and value > 0):
+            bad = "a positive integer"
+        elif kind == "nonneg_int" and not (is_int and value >= 0):
+            bad = "a non-negative integer"
+        elif kind == "unit" and not (is_num and 0 <= value <= 1):
+            bad = "a number in [0, 1]"
+        elif kind == "pos_float" and not (is_num and value > 0 and math.isfinite(value)):
+            bad = "a positive number"
+        elif kind == "bool" and not isinstance(value, bool):
+            bad = "true or false"
+        elif kind == "pos_int_list" and not (
+                isinstance(value, list) and value
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            bad = "a non-empty list of positive integers"
+        if bad:
+            raise PgprobeError(f"probes.{probe} setting {key}={json.dumps(value)}: expected {bad}")
+    return settings
+
+
+def load_checked_checkpoint(path):
+    from ..checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    checkpoint.require_finite()
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------- rollout helpers
+def segment_bookkeeping(rollout, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(bootstrap_weight, episode_step) per sample of one stream.
+
+    bootstrap_weight[t] = γ^(e−t+1) where e is the end of t's trajectory segment and the
+    segment ends without termination (R_t then contains γ^(e−t+1) V(s_{e+1})); 0 where the
+    segment terminates.  episode_step[t] = steps since the episode's reset.
+    """
+    ends = np.asarray(rollout.segment_end, bool)
+    terminated = np.asarray(rollout.terminated, bool)
+    count = ends.size
+    weight = np.zeros(count)
+    step = np.zeros(count, np.int64)
+    running_weight = 0.0
+    for t in range(count - 1, -1, -1):
+        if ends[t]:
+            running_weight = 0.0 if terminated[t] else gamma
+        else:
+            running_weight *= gamma
+        weight[t] = running_weight
+    episode_step = 0
+    done_prev = np.asarray(rollout.terminated, bool) | np.asarray(rollout.truncated, bool)
+    for t in range(count):
+        step[t] = episode_step
+        episode_step = 0 if done_prev[t] else episode_step + 1
+    return weight, step
+
+
+def _restored_chunk(agent, jobs, gamma: float):
+    """Run restored rollouts in lockstep.  ``jobs``: list of (state, steps, seed_key).
+
+    Each env is reset (seeded), its MuJoCo state set to ``state`` = concat(qpos, qvel), then
+    stepped ``steps`` steps (or to termination) with the frozen policy.  Returns per job
+    (discounted scaled return with γ^k V bootstrap where not terminated, first normalized obs).
+    """
+    from ..envs import make_env
+    from ..sampling import stream_rngs
+
+    envs = [make_env(agent.env_id, _checked=True) for _ in jobs]
+    rngs = []
+    raw = []
+    for env, (state, _, key) in zip(envs, jobs):
+        env_seed, rng = stream_rngs(key)
+        env.reset(seed=env_seed)
+        nq = env.unwrapped.model.nq
+        env.unwrapped.set_state(state[:nq], state[nq:])
+        raw.append(env.unwrapped._get_obs())
+        rngs.append(rng)
+    raw = np.stack(raw)
+    obs = agent.observe(raw)
+    first_obs = obs.copy()
+    steps = np.array([j[1] for j in jobs])
+    act_dim = agent.log_std.shape[0]
+    std = np.exp(agent.log_std).astype(np.float32)
+    low = np.stack([e.action_space.low for e in envs])
+    high = np.stack([e.action_space.high for e in envs])
+    totals = np.zeros(len(jobs))
+    discount = np.ones(len(jobs))
+    alive = np.ones(len(jobs), bool)
+    for t in range(int(steps.max())):
+        active = alive & (t < steps)
+        if not active.any():
+            break
+        mean = agent.policy_mean(obs)
+        noise = np.stack([rng.standard_normal(act_dim, dtype=np.float32) if active[i]
+                          else np.zeros(act_dim, np.float32) for i, rng in enumerate(rngs)])
+        actions = np.clip(mean + std * noise, low, high)
+        rewards = np.zeros(len(jobs))
+        terminated = np.zeros(len(jobs), bool)
+        for i, env in enumerate(envs):
+            if not active[i]:
+                continue
+            o, r, term, _trunc, _ = env.step(actions[i])
+            rewards[i], terminated[i] = r, term
+            raw[i] = o
+        scaled = agent.scale_rewards(rewards, terminated)
+        totals[active] += discount[active] * scaled[active]
+        discount[active] *= gamma
+        alive &= ~terminated
+        obs = agent.observe(raw)
+    # Bootstrap where the rollout stopped without termination (horizon / time limit).
+    boot = agent.value(obs).reshape(-1).astype(np.float64)
+    totals += np.where(alive, discount * boot, 0.0)
+    for env in envs:
+        env.close()
+    return list(zip(totals, first_obs))
+
+
+def restored_values(agent, states: np.ndarray, steps: np.ndarray, rollouts: int, seed_key: tuple,
+                    workers: int, chunk_size: int, progress: str | None = None):
+    """V^π at each simulator state: mean and standard error over ``rollouts`` restored rollouts.
+
+    Returns (mean (S,), standard_error (S,), restored first observations (S, obs_dim)).
+    Deterministic given ``seed_key`` and independent of ``workers``.
+    """
+    from tqdm import tqdm
+
+    jobs = [(states[s], int(steps[s]), (*seed_key, s, k))
+            for s in range(len(states)) for k in range(rollouts)]
+    chunks = [jobs[i:i + chunk_size] for i in range(0, len(jobs), chunk_size)]
+    gamma = agent.gamma
+    out = []
+    bar = tqdm(total=len(jobs), unit="rollout", desc=progress, disable=progress is None,
+               mininterval=2.0)
+    if workers <= 1 or len(chunks) == 1:
+        for chunk in chunks:
+            out.extend(_restored_chunk(agent, chunk, gamma))
+            bar.update(len(chunk))
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+            futures = [pool.submit(_restored_chunk, agent, chunk, gamma) for chunk in chunks]
+            for chunk, future in zip(chunks, futures):
+                out.extend(future.result())
+                bar.update(len(chunk))
+    bar.close()
+    totals = np.array([o[0] for o in out]).reshape(len(states), rollouts)
+    first_obs = np.stack([o[1] for o in out]).reshape(len(states), rollouts, -1)[:, 0]
+    se = totals.std(1, ddof=1) / math.sqrt(rollouts) if rollouts > 1 else np.full(len(states), np.nan)
+    return totals.mean(1), se, first_obs
+
+
+def _max_episode_steps(env_id: str) -> int | None:
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    return spec.max_episode_steps
+
+
+def _supports_restore(env_id: str) -> bool:
+    from ..envs import make_env
+
+    env = make_env(env_id, _checked=True)
+    ok = all(hasattr(env.unwrapped, name) for name in ("set_state", "_get_obs", "model", "data"))
+    env.close()
+    return ok
+
+
+# ---------------------------------------------------------------------------- the probe
+def _mre_masked(prediction, target, mask) -> float:
+    from ..stats import mean_relative_error
+
+    mask = np.asarray(mask, bool) & np.isfinite(target) & np.isfinite(prediction)
+    if not mask.any():
+        return math.nan
+    return mean_relative_error(prediction[mask], target[mask])
+
+
+def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, workers: int = 1,
+                   progress: bool = False) -> xr.Dataset:
+    """Compute the values dataset for one loaded checkpoint (see the module docstring)."""
+    from ..datasets import add_run_coords, provenance, variable
+    from ..sampling import StreamSpec, sample_streams
+
+    settings = parse_settings(settings, DEFAULTS, SETTING_KINDS, "values")
+    hp = checkpoint.hyperparameters
+    gamma, lam = float(hp["gamma"]), float(hp["gae_lambda"])
+    agent = checkpoint.frozen_agent()
+
+    # ---- train split: the fit batch, predictions of the fitted net.
+    fit = checkpoint.fit_batch or {}
+    if fit and len(fit.get("obs", [])):
+        import torch
+
+        with torch.no_grad():
+            train_pred = checkpoint.value_net(torch.as_tensor(np.asarray(fit["obs"], np.float32))).numpy()
+        train_pred = train_pred.astype(np.float64)
+        train_targets = {"gae": np.asarray(fit["values"], np.float64) + np.asarray(fit["advantages"], np.float64),
+                         "returns": np.asarray(fit["returns"], np.float64)}
+    else:  # iteration 0: the value net has not been fit yet
+        train_pred = np.zeros(0)
+        train_targets = {"gae": np.zeros(0), "returns": np.zeros(0)}
+
+    # ---- held-out split: fresh streams of the frozen policy.
+    restore = settings["true_value_states"] > 0 and _supports_restore(checkpoint.env_id)
+    specs = [StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_HELDOUT, i),
+                        settings["heldout_steps"]) for i in range(settings["heldout_streams"])]
+    rollouts = sample_streams(agent, specs, workers=workers, chunk_size=settings["chunk_size"],
+                              record_states=restore, progress="values: held-out" if progress else None)
+    pred, gae_t, ret_t, weight, ep_step, states = [], [], [], [], [], []
+    for r in rollouts:
+        adv = gae(r.rewards, r.values, r.next_values, r.terminated, r.segment_end, gamma, lam)
+        ret = discounted_returns(r.rewards, r.next_values, r.terminated, r.segment_end, gamma)
+        w, s = segment_bookkeeping(r, gamma)
+        pred.append(r.values)
+        gae_t.append(r.values + adv)
+        ret_t.append(ret)
+        weight.append(w)
+        ep_step.append(s)
+        if restore:
+            states.append(r.sim_states)
+    held_pred = np.concatenate(pred).astype(np.float64)
+    held_gae = np.concatenate(gae_t)
+    held_ret = np.concatenate(ret_t)
+    held_weight = np.concatenate(weight)
+    held_step = np.concatenate(ep_step)
+    held_obs = np.concatenate([r.obs for r in rollouts])
+    returns_mask = held_weight <= settings["max_bootstrap_weight"] + 1e-12
+    episode_returns = [x for r in rollouts for x in r.episode_returns]
+
+    # ---- optional true values from restored simulator states.
+    held_true = np.full(held_pred.size, np.nan)
+    held_true_se = np.full(held_pred.size, np.nan)
+    true_mask = np.zeros(held_pred.size, bool)
+    restore_error = math.nan
+    if restore:
+        candidates = np.flatnonzero(returns_mask)
+        count = min(settings["true_value_states"], candidates.size)
+        if count:
+            rng = np.random.default_rng([int(seed), checkpoint.seed, checkpoint.iteration,
+                                         PURPOSE_TRUE_VALUE_STATES])
+            chosen = np.sort(rng.choice(candidates, count, replace=False))
+            all_states = np.concatenate(states)
+            limit = _max_episode_steps(checkpoint.env_id)
+            horizon = np.full(count, settings["true_value_horizon"])
+            if limit is not None:
+                horizon = np.minimum(horizon, limit - held_step[chosen])
+            mean, se, first_obs = restored_values(
+                agent, all_states[chosen], np.maximum(horizon, 1), settings["true_value_rollouts"],
+                (int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_TRUE_VALUE),
+                workers, settings["chunk_size"], "values: true V" if progress else None)
+            restore_error = float(np.max(np.abs(first_obs - held_obs[chosen])))
+            held_true[chosen], held_true_se[chosen] = mean, se
+            true_mask[chosen] = True
+
+    # ---- assemble.
+    n_train, n_held = train_pred.size, held_pred.size
+    n = max(n_train, n_held, 1)
+    pad = lambda x: np.concatenate([np.asarray(x, np.float64), np.full(n - len(x), np.nan)])  # noqa: E731
+    pad_mask = lambda x: np.concatenate([np.asarray(x, np.int8), np.zeros(n - len(x), np.int8)])  # noqa: E731
+    prediction = np.stack([pad(train_pred), pad(held_pred)])
+    target_value = np.stack([
+        np.stack([pad(train_targets["gae"]), pad(train_targets["returns"]), pad([])]),
+        np.stack([pad(held_gae), pad(held_ret), pad(held_true)])])
+    included = np.stack([
+        np.stack([pad_mask(np.ones(n_train)), pad_mask(np.ones(n_train)), pad_mask([])]),
+        np.stack([pad_mask(np.ones(n_held)), pad_mask(returns_mask), pad_mask(true_mask)])])
+    mre = np.array([[_mre_masked(prediction[s], target_value[s, k], included[s, k])
+                     for k in range(len(TARGETS))] for s in range(len(SPLITS))])
+    on_true = np.array([_mre_masked(held_pred, t, true_mask) for t in (held_gae, held_ret, held_true)])
+    return_noise = _mre_masked(held_ret, held_true, true_mask)
+
+    sample_units = "scaled return" if hp.get("normalize_rewards") else "return"
+    ds = xr.Dataset(
+        {
+            "mre": variable(("split", "target"), mre, "mean relative error of the value net "
+                            "mean|V(s)-y|/max(|y|, 1e-3 mean|y|) over included samples", "1"),
+            "included_count": variable(("split", "target"), included.sum(-1).astype(np.int64),
+                                       "samples entering the MRE", "1"),
+            "prediction": variable(("split", "sample"), prediction,
+                                   "value-net prediction V(s) of the checkpoint", sample_units),
+            "target_value": variable(("split", "target", "sample"), target_value,
+                                     "regression target y (gae: V_old+A_GAE; returns: discounted "
+                                     "return; true_value: mean of restored rollouts)", sample_units),
+            "included": variable(("split", "target", "sample"), included,
+                                 "1 if the sample enters the MRE of this split and target", "1"),
+            "bootstrap_weight": variable(("sample",), pad(held_weight),
+                                         "held-out: weight gamma^k of the value-net bootstrap "
+                                         "inside the discounted return (0 if the episode terminates)", "1"),
+            "episode_step": variable(("sample",), pad(held_step),
+                                     "held-out: steps since the episode's reset", "steps"),
+            "true_value_standard_error": variable(("sample",), pad(held_true_se),
+                                                  "held-out: standard error of the restored-rollout "
+                                                  "mean (true_value target)", sample_units),
+            "mre_on_true_value_states": variable(("target",), on_true,
+                                                 "held-out MRE of V against each target on the "
+                                                 "states that have a true_value", "1"),
+            "return_noise_mre": variable((), return_noise,
+                                         "MRE of the single-rollout return against the true value "
+                                         "on the same states (the returns target's own noise)", "1"),
+            "heldout_mean_episode_return": variable(
+                (), float(np.mean(episode_returns)) if episode_returns else math.nan,
+                "mean undiscounted raw return of held-out episodes completed", "reward"),
+            "heldout_episodes": variable((), len(episode_returns),
+                                         "held-out episodes completed", "1"),
+        },
+        coords={
+            "split": ("split", SPLITS, {"long_name": "data the MRE is measured on (train: the "
+                                        "checkpoint's fit batch; heldout: fresh rollouts)", "units": "1"}),
+            "target": ("target", TARGETS, {"long_name": "regression target", "units": "1"}),
+            "sample": ("sample", np.arange(n), {"long_name": "sample index within the split "
+                                                 "(NaN-padded)", "units": "1"}),
+        })
+    ds = add_run_coords(ds, checkpoint.env_id, checkpoint.algo, checkpoint.seed, checkpoint.iteration)
+    ds.attrs = provenance("values", settings, checkpoint.sha256, probe_seed=int(seed),
+                          gamma=gamma, gae_lambda=lam,
+                          true_value_available=int(restore),
+                          restore_obs_max_abs_error=restore_error,
+                          returns_treatment="returns/true_value MRE exclude samples whose discounted "
+                                            "return puts weight > max_bootstrap_weight on a value-net "
+                                            "bootstrap (cut trajectories)")
+    return ds
+
+
+# ---------------------------------------------------------------------------- CLI
+def _cmd(args) -> None:
+    from ..datasets import write_netcdf
+
+    settings = parse_settings(args.settings, DEFAULTS, SETTING_KINDS, "values")
+    checkpoint = load_checked_checkpoint(args.checkpoint)
+    ds = measure_values(checkpoint, settings, seed=args.seed, workers=args.workers,
+                        progress=not args.no_progress)
+    write_netcdf(ds, args.out)
+    mre = ds["mre"].isel(env=0, algo=0, seed=0, iteration=0)
+    print(f"wrote {args.out}: held-out MRE gae={float(mre.sel(split='heldout', target='gae')):.4g} "
+          f"returns={float(mre.sel(split='heldout', target='returns')):.4g}")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..cli import nonnegative_int, positive_int
+
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file (iterNNNN.pt)")
+    parser.add_argument("--out", required=True, help="output NetCDF file")
+    parser.add_argument("--settings", help="JSON object of probe settings (config probes.<name>)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="sampler processes")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="probe seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("values", help="value-net MRE vs GAE targets / returns (§2.2, Fig. 3, 11, 12)",
+                                   description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.set_defaults(func=_cmd)
