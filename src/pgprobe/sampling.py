@@ -106,6 +106,31 @@ def _mujoco_state(env) -> np.ndarray | None:
     return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
 
 
+_BYPASSABLE_WRAPPERS = ("TimeLimit", "OrderEnforcing", "PassiveEnvChecker")
+
+
+def _direct_stepper(env) -> tuple[object, int | None]:
+    """(object whose ``step`` to call, time limit to apply ourselves or None).
+
+    ``gym.make`` wraps an environment in TimeLimit / OrderEnforcing (and, unless disabled,
+    PassiveEnvChecker); each wrapper costs a few microseconds per step.  When the chain holds
+    only these, the sampler steps ``env.unwrapped`` and applies TimeLimit's truncation itself
+    (truncated once the episode has run ``max_episode_steps`` steps), which is exactly what the
+    wrappers would do.  Resets still go through the wrapped env.  Any other wrapper: step
+    the wrapped env as is.
+    """
+    limit = None
+    layer = env
+    while hasattr(layer, "env"):
+        name = type(layer).__name__
+        if name not in _BYPASSABLE_WRAPPERS:
+            return env, None
+        if name == "TimeLimit":
+            limit = int(layer._max_episode_steps)
+        layer = layer.env
+    return layer, limit
+
+
 def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], log_std: np.ndarray,
             value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
             noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
@@ -116,6 +141,12 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     Actions a = μ(s) + σ·ξ with ξ ~ N(0, I) from env i's own generator; the environment
     receives a clipped to its action bounds, log π is of the unclipped a.
     Returns one ``Rollout`` per env (1-D time axis).
+
+    Speed (bench/sampler_throughput.py): each stream's noise ξ is drawn in one block of
+    ``step_counts[i]`` rows up front (the same numbers, in the same order, as one draw per
+    step), the policy and value net run once per step for all envs, and envs built by
+    ``gym.make`` are stepped below their TimeLimit/OrderEnforcing wrappers with the time
+    limit applied here (``_direct_stepper``).
     """
     env_count = len(envs)
     step_counts = np.asarray(step_counts, int)
@@ -123,15 +154,23 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     act_dim = log_std.shape[0]
     std = np.exp(log_std).astype(np.float32)
     log_norm = float(log_std.sum()) + 0.5 * LOG_2PI * act_dim
-    low = np.stack([env.action_space.low for env in envs])
-    high = np.stack([env.action_space.high for env in envs])
+    low = np.stack([env.action_space.low for env in envs]).astype(np.float32)
+    high = np.stack([env.action_space.high for env in envs]).astype(np.float32)
+    steppers = [_direct_stepper(env) for env in envs]
+    step_fns = [stepper.step for stepper, _ in steppers]
+    limits = [limit for _, limit in steppers]
+    elapsed = [0] * env_count
 
-    raw = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, env_seeds)])
+    # Action noise, time-major; zero rows after a stream's end.
+    noise_all = np.zeros((horizon, env_count, act_dim), np.float32)
+    for i, rng in enumerate(noise_rngs):
+        noise_all[:step_counts[i], i] = rng.standard_normal((int(step_counts[i]), act_dim), dtype=np.float32)
+
+    raw = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, env_seeds)]).astype(np.float64)
     obs = observe(raw, update_normalizers)
     obs_dim = obs.shape[1]
     buf_obs = np.zeros((horizon, env_count, obs_dim), np.float32)
     buf_act = np.zeros((horizon, env_count, act_dim), np.float32)
-    buf_logp = np.zeros((horizon, env_count))
     buf_val = np.zeros((horizon, env_count))
     buf_next = np.zeros((horizon, env_count))
     buf_raw_rew = np.zeros((horizon, env_count))
@@ -145,50 +184,45 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             buf_states = np.zeros((horizon, env_count, first.size))
     episode_returns: list[list[float]] = [[] for _ in range(env_count)]
     episode_lengths: list[list[int]] = [[] for _ in range(env_count)]
-    running_return = np.zeros(env_count)
-    running_length = np.zeros(env_count, int)
-    trajectories = np.ones(env_count, int)
+    running_return = [0.0] * env_count
+    trajectories = [1] * env_count
     values = value_fn(obs).reshape(-1).astype(np.float64)
+    all_active = list(range(env_count))
+    last_steps = [int(n) - 1 for n in step_counts]
 
     for t in range(horizon):
-        active = t < step_counts
-        mean = agent_policy(obs)
-        noise = np.stack([rng.standard_normal(act_dim, dtype=np.float32) if active[i]
-                          else np.zeros(act_dim, np.float32) for i, rng in enumerate(noise_rngs)])
-        actions = mean + std * noise
+        active = all_active if t < step_counts.min() else [i for i in all_active if t < step_counts[i]]
+        noise = noise_all[t]
+        actions = agent_policy(obs) + std * noise
         buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
-        buf_logp[t] = -0.5 * np.sum(noise.astype(np.float64) ** 2, axis=1) - log_norm
-        clipped = np.clip(actions, low, high)
-        next_raw = raw.copy()
-        rewards = np.zeros(env_count)
-        terminated = np.zeros(env_count, bool)
-        truncated = np.zeros(env_count, bool)
+        clipped = np.minimum(np.maximum(actions, low), high)
+        rewards = buf_raw_rew[t]
+        terminated = buf_term[t]
+        truncated = buf_trunc[t]
         final_raw = {}
-        for i, env in enumerate(envs):
-            if not active[i]:
-                continue
+        for i in active:
             if buf_states is not None:
-                buf_states[t, i] = _mujoco_state(env)
-            o, r, term, trunc, _ = env.step(clipped[i])
-            rewards[i], terminated[i], truncated[i] = r, term, trunc
+                buf_states[t, i] = _mujoco_state(envs[i])
+            o, r, term, trunc, _ = step_fns[i](clipped[i])
+            elapsed[i] += 1
+            if limits[i] is not None and elapsed[i] >= limits[i]:
+                trunc = True
+            rewards[i] = r
             running_return[i] += r
-            running_length[i] += 1
             if term or trunc:
+                terminated[i], truncated[i] = term, trunc
                 episode_returns[i].append(float(running_return[i]))
-                episode_lengths[i].append(int(running_length[i]))
+                episode_lengths[i].append(elapsed[i])
                 running_return[i] = 0.0
-                running_length[i] = 0
+                elapsed[i] = 0
                 if trunc and not term:
                     final_raw[i] = o
-                if t + 1 < step_counts[i]:
-                    o, _ = env.reset()
+                if t < last_steps[i]:
+                    o, _ = envs[i].reset()
                     trajectories[i] += 1
-            next_raw[i] = o
+            raw[i] = o
         dones = terminated | truncated
-        buf_raw_rew[t] = rewards
         buf_rew[t] = scale_rewards(rewards, dones)
-        buf_term[t], buf_trunc[t] = terminated, truncated
-        raw = next_raw
         obs = observe(raw, update_normalizers)
         values = value_fn(obs).reshape(-1).astype(np.float64)
         buf_next[t] = values
@@ -196,6 +230,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             idx = sorted(final_raw)
             final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
             buf_next[t, idx] = value_fn(final_obs).reshape(-1)
+    # log π(a|s) = −½‖ξ‖² − Σ log σ − (d/2) log 2π, all steps at once.
+    buf_logp = -0.5 * np.sum(noise_all.astype(np.float64) ** 2, axis=2) - log_norm
 
     results = []
     for i in range(env_count):

@@ -1,0 +1,508 @@
+"""Baselines probe: gradient variance with different baseline functions (paper §2.2, Figure 4).
+
+Usage::
+
+  pgprobe probe baselines --checkpoint runs/.../iter0150.pt --out baselines/iter0150.nc \\
+      [--settings '{"sample_counts": [512, 2048, 8192], "estimates": 8}'] [--workers N] [--seed S]
+
+  # sharded "true" value reference: one job per shard K = 0 … true_value_shards−1, then gather
+  pgprobe probe baselines-shard --checkpoint CKPT --shard K --out iter0150.shardK.nc [--settings ...]
+  pgprobe probe baselines --checkpoint CKPT --out iter0150.nc --shards iter0150.shard*.nc [--settings ...]
+
+What it measures.  For each sample count N in ``sample_counts``, M = ``estimates``
+independent streams of N state-action pairs (whole trajectories from a reset, the last one
+cut; ``pgprobe.sampling``) give M estimates of the surrogate gradient of eq. (1),
+
+  ĝ_b = (1/N) Σ_t ∇_θ log π_θ(a_t|s_t) · Â_t^b,
+
+with advantages normalized as the algorithm normalizes them (eq. 15; ``normalize_advantages``)
+and Â^b computed with baseline function b.  The variance measure is the cosine similarity
+cos(ĝ_i, ĝ_j) of all M(M−1)/2 pairs (higher = lower variance; the paper's Figure 4 y-axis).
+Baselines (eq. 2):
+
+* ``value_net``: the agent's value net, i.e. exactly the GAE(γ, λ) advantages training uses.
+* ``true_value``: a fresh ``ValueNet`` (the checkpoint's architecture and init) fit by
+  minibatch Adam on the squared error to discounted returns R_t from a large sample of the
+  same frozen policy (``true_value_streams`` × ``true_value_stream_steps`` state-action pairs;
+  the paper uses 5·10⁶).  Samples whose return puts weight > ``max_bootstrap_weight`` on a
+  value-net bootstrap (the last ~300 steps before a time-limit or stream cut) are left out of
+  the fit, so the reference does not inherit the agent's value net.  The last
+  ``true_value_validation_streams`` streams are held out of the fit; the MRE and explained
+  variance on them are recorded (``true_value_fit_mre``, ``true_value_fit_explained_variance``),
+  next to the agent's value net on the same samples (``value_net_reference_mre``).
+* ``zero``: b ≡ 0 with λ = 1, i.e. advantages replaced by discounted returns (no bootstrap).
+
+A function baseline b replaces V everywhere GAE uses it: δ_t = r_t + γ b(s_{t+1}) − b(s_t),
+including the bootstrap at cut trajectory ends, with the checkpoint's λ.
+
+Paired comparison: every baseline uses the SAME sampled streams (identical seeds, hence
+identical states, actions and rewards; checked), so only the baseline differs.  The sampler
+evaluates b on every observation (including the final observation of a cut trajectory) by
+re-running the same streams with b in place of the agent's value function; the policy never
+sees b, so the trajectories are the same.
+
+Sharding the "true" value reference: the reference sample is ``true_value_streams`` streams,
+stream i seeded by (probe seed, checkpoint seed, iteration, 302, i).  Shard K of
+S = ``true_value_shards`` samples the streams i ≡ K (mod S) and writes their (stream, obs,
+return, bootstrap weight) to a NetCDF file (kind "baselines-shard").  The gather
+(``--shards``) checks that the files come from the same checkpoint, probe seed and settings
+and cover every shard once, concatenates the samples in stream order and fits the net.  The
+fitted net, and thus the dataset, is identical to the unsharded run's.
+
+Baselines are pluggable: ``measure_baselines(..., baselines=[Baseline(...), ...])`` accepts any
+picklable ``value_fn(obs) -> values`` (e.g. an exact value function in tests).
+
+Dataset (kind "baselines"): dims baseline × sample_count × estimate / pair (coords
+estimate_a, estimate_b), plus env, algo, seed, iteration; see docs/datasets/baselines.md.
+
+Paper scale: Figure 4 fits the true value on 5·10⁶ state-action pairs and goes up to
+tens of thousands of samples per estimate; the defaults here (6·10⁴ reference pairs,
+N ∈ {512, 2048, 8192}, M = 8) are sized for the default config on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import PgprobeError
+from .values import add_common_arguments, load_checked_checkpoint, parse_settings, segment_bookkeeping
+
+PURPOSE_ESTIMATES = 301
+PURPOSE_REFERENCE = 302
+PURPOSE_FIT = 303
+
+DEFAULTS = {
+    "sample_counts": [512, 2048, 8192],   # N, state-action pairs per estimate
+    "estimates": 8,                       # M estimates per N (M(M-1)/2 pairs)
+    "normalize_advantages": True,         # eq. (15), as PPO/TRPO normalize
+    "true_value_streams": 32,             # reference streams (paper: 5e6 pairs in all)
+    "true_value_stream_steps": 2048,      # steps per reference stream
+    "true_value_validation_streams": 4,   # last streams held out of the fit (fit error)
+    "true_value_shards": 1,               # shards for baselines-shard / --shards
+    "true_value_epochs": 40,              # Adam epochs over the reference sample
+    "true_value_minibatch": 256,          # samples per Adam step
+    "true_value_lr": 0.001,               # Adam learning rate (linearly annealed to 0)
+    "max_bootstrap_weight": 0.05,         # drop fit samples whose return leans on V more
+    "chunk_size": 16,                     # streams stepped in lockstep
+}
+SETTING_KINDS = {
+    "sample_counts": "pos_int_list", "estimates": "pos_int", "normalize_advantages": "bool",
+    "true_value_streams": "pos_int", "true_value_stream_steps": "pos_int",
+    "true_value_validation_streams": "pos_int", "true_value_shards": "pos_int",
+    "true_value_epochs": "pos_int", "true_value_minibatch": "pos_int", "true_value_lr": "pos_float",
+    "max_bootstrap_weight": "unit", "chunk_size": "pos_int",
+}
+# Settings that define the reference sample (a shard file must match them).
+REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_shards",
+                  "max_bootstrap_weight", "chunk_size"]
+
+
+def checked_settings(given) -> dict:
+    settings = parse_settings(given, DEFAULTS, SETTING_KINDS, "baselines")
+    if settings["estimates"] < 2:
+        raise PgprobeError(f"probes.baselines setting estimates={settings['estimates']}: expected at "
+                           "least 2 (pairwise similarity needs pairs)")
+    if len(set(settings["sample_counts"])) != len(settings["sample_counts"]):
+        raise PgprobeError(f"probes.baselines setting sample_counts={settings['sample_counts']}: "
+                           "expected distinct values")
+    if settings["true_value_validation_streams"] >= settings["true_value_streams"]:
+        raise PgprobeError(f"probes.baselines setting true_value_validation_streams="
+                           f"{settings['true_value_validation_streams']}: expected fewer than "
+                           f"true_value_streams={settings['true_value_streams']}")
+    if settings["true_value_shards"] > settings["true_value_streams"]:
+        raise PgprobeError(f"probes.baselines setting true_value_shards={settings['true_value_shards']}: "
+                           f"expected at most true_value_streams={settings['true_value_streams']}")
+    settings["sample_counts"] = sorted(settings["sample_counts"])
+    return settings
+
+
+@dataclass
+class Baseline:
+    """A baseline function b(s) for eq. (2).
+
+    kind "agent": the checkpoint's value net as sampled (training's GAE advantages);
+    "zero": b ≡ 0, λ = 1 (advantages = discounted returns); "function": ``value_fn`` maps
+    normalized observations (n, obs_dim) float32 to values (n,) on the value net's scale.
+    ``value_fn`` must be picklable when workers > 1 (e.g. a ``NumpyMLP``).
+    """
+    name: str
+    kind: str
+    value_fn: Callable | None = None
+    description: str = ""
+
+
+# ---------------------------------------------------------------------------- reference sample
+def reference_specs(checkpoint, settings: dict, seed: int, shard: int | None = None):
+    from ..sampling import StreamSpec
+
+    count = settings["true_value_streams"]
+    indices = range(count) if shard is None else range(shard, count, settings["true_value_shards"])
+    return [(i, StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_REFERENCE, i),
+                           settings["true_value_stream_steps"])) for i in indices]
+
+
+def _reference_reduce(rollout, spec, gamma: float):
+    """Per reference stream: (obs, discounted return, bootstrap weight) (runs in the worker)."""
+    from ..advantages import discounted_returns
+
+    returns = discounted_returns(rollout.rewards, rollout.next_values, rollout.terminated,
+                                 rollout.segment_end, gamma)
+    weight, _ = segment_bookkeeping(rollout, gamma)
+    return rollout.obs, returns, weight
+
+
+def sample_reference(checkpoint, settings: dict, seed: int, workers: int, shard: int | None = None,
+                     progress: bool = False) -> dict:
+    """The reference sample (all streams, or shard ``shard``'s): arrays stream, obs, returns, weight."""
+    import functools
+
+    from ..sampling import sample_streams
+
+    agent = checkpoint.frozen_agent()
+    indexed = reference_specs(checkpoint, settings, seed, shard)
+    out = sample_streams(agent, [s for _, s in indexed], workers=workers, chunk_size=settings["chunk_size"],
+                         reduce=functools.partial(_reference_reduce, gamma=agent.gamma),
+                         progress="baselines: reference" if progress else None)
+    return {
+        "stream": np.concatenate([np.full(len(o[1]), i, np.int64) for (i, _), o in zip(indexed, out)]),
+        "obs": np.concatenate([o[0] for o in out]).astype(np.float32),
+        "returns": np.concatenate([o[1] for o in out]),
+        "weight": np.concatenate([o[2] for o in out]),
+    }
+
+
+def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progress: bool = False):
+    """Fit a fresh ValueNet to the reference returns; returns (net, fit statistics dict).
+
+    Minimizes mean (V(s) − R)² over the included reference samples of the training streams
+    (Adam, minibatches of ``true_value_minibatch``, ``true_value_epochs`` epochs, learning
+    rate annealed linearly to 0).  Targets are standardized during the fit and the scale is
+    folded back into the output layer, so the net predicts R directly.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from ..policies import ValueNet
+    from ..stats import mean_relative_error
+
+    hp = checkpoint.hyperparameters
+    stream = reference["stream"]
+    use = reference["weight"] <= settings["max_bootstrap_weight"] + 1e-12
+    first_validation = settings["true_value_streams"] - settings["true_value_validation_streams"]
+    train_mask = use & (stream < first_validation)
+    valid_mask = use & (stream >= first_validation)
+    if train_mask.sum() < 2 or valid_mask.sum() < 1:
+        raise PgprobeError(
+            f"true value fit: only {int(train_mask.sum())} training and {int(valid_mask.sum())} "
+            f"validation samples have bootstrap weight <= max_bootstrap_weight="
+            f"{settings['max_bootstrap_weight']}: raise true_value_stream_steps "
+            f"(now {settings['true_value_stream_steps']}) or max_bootstrap_weight")
+    obs = torch.as_tensor(reference["obs"][train_mask])
+    target = np.asarray(reference["returns"][train_mask], np.float64)
+    mu, sigma = float(target.mean()), float(target.std()) + 1e-8
+    scaled = torch.as_tensor((target - mu) / sigma, dtype=torch.float32)
+    fit_seed = int(np.random.SeedSequence([int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_FIT])
+                   .generate_state(1)[0])
+    generator = torch.Generator().manual_seed(fit_seed)
+    with torch.random.fork_rng():  # deterministic init without touching the global RNG
+        torch.manual_seed(fit_seed)
+        net = ValueNet(checkpoint.obs_dim, hp["value_hidden"], hp["init"])
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings["true_value_lr"])
+    n = obs.shape[0]
+    batch = min(settings["true_value_minibatch"], n)
+    steps_per_epoch = math.ceil(n / batch)
+    total = settings["true_value_epochs"] * steps_per_epoch
+    step = 0
+    net.train()
+    for _ in tqdm(range(settings["true_value_epochs"]), desc="baselines: fit true V", unit="epoch",
+                  disable=not progress, mininterval=2.0):
+        perm = torch.randperm(n, generator=generator)
+        for idx in torch.split(perm, batch):
+            for group in optimizer.param_groups:
+                group["lr"] = settings["true_value_lr"] * (1.0 - step / total)
+            loss = ((net(obs[idx]) - scaled[idx]) ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+    net.eval()
+    with torch.no_grad():  # fold the target scale into the output layer: V = σ·f(s) + μ
+        head = [m for m in net.net if isinstance(m, torch.nn.Linear)][-1]
+        head.weight.mul_(sigma)
+        head.bias.mul_(sigma).add_(mu)
+
+    def predict(mask):
+        with torch.no_grad():
+            return net(torch.as_tensor(reference["obs"][mask])).numpy().astype(np.float64)
+
+    valid_returns = reference["returns"][valid_mask]
+    valid_pred = predict(valid_mask)
+    agent_value = checkpoint.frozen_agent().value
+    agent_pred = agent_value(reference["obs"][valid_mask]).reshape(-1).astype(np.float64)
+    var = float(np.var(valid_returns))
+    stats = {
+        "train_samples": int(train_mask.sum()),
+        "validation_samples": int(valid_mask.sum()),
+        "train_mre": mean_relative_error(predict(train_mask), reference["returns"][train_mask]),
+        "validation_mre": mean_relative_error(valid_pred, valid_returns),
+        "validation_explained_variance": 1.0 - float(np.var(valid_returns - valid_pred)) / var
+        if var > 0 else math.nan,
+        "value_net_validation_mre": mean_relative_error(agent_pred, valid_returns),
+        "value_net_validation_explained_variance": 1.0 - float(np.var(valid_returns - agent_pred)) / var
+        if var > 0 else math.nan,
+    }
+    return net, stats
+
+
+# ---------------------------------------------------------------------------- shards
+def shard_dataset(checkpoint, settings: dict, seed: int, shard: int, reference: dict) -> xr.Dataset:
+    from ..datasets import provenance, variable
+
+    ds = xr.Dataset(
+        {
+            "stream_index": variable(("reference_sample",), reference["stream"], "reference stream index", "1"),
+            "obs": variable(("reference_sample", "obs_dim"), reference["obs"],
+                            "normalized observation (as the policy saw it)", "1"),
+            "returns": variable(("reference_sample",), reference["returns"],
+                                "discounted return (scaled rewards as in training)", "scaled return"),
+            "bootstrap_weight": variable(("reference_sample",), reference["weight"],
+                                         "weight of the value-net bootstrap inside the return", "1"),
+        },
+        coords={"reference_sample": ("reference_sample", np.arange(reference["stream"].size),
+                                     {"long_name": "sample index within the shard", "units": "1"}),
+                "obs_dim": ("obs_dim", np.arange(reference["obs"].shape[1]),
+                            {"long_name": "observation component", "units": "1"})})
+    ds.attrs = provenance("baselines-shard", {k: settings[k] for k in REFERENCE_KEYS}, checkpoint.sha256,
+                          probe_seed=int(seed), shard=int(shard),
+                          env=checkpoint.env_id, algo=checkpoint.algo, seed=checkpoint.seed,
+                          iteration=checkpoint.iteration)
+    return ds
+
+
+def gather_shards(paths: Sequence[str], checkpoint, settings: dict, seed: int) -> dict:
+    """Concatenate shard files into the reference sample, checking they belong together."""
+    from ..config import config_hash
+    from ..datasets import open_dataset
+
+    expected_hash = config_hash({k: settings[k] for k in REFERENCE_KEYS})
+    count = settings["true_value_shards"]
+    seen: dict[int, dict] = {}
+    for path in paths:
+        ds = open_dataset(path, kind="baselines-shard")
+        if ds.attrs.get("checkpoint_sha256") != checkpoint.sha256:
+            raise PgprobeError(f"shard {str(path)!r} was computed from another checkpoint")
+        if int(ds.attrs.get("probe_seed", -1)) != int(seed):
+            raise PgprobeError(f"shard {str(path)!r} has probe seed {ds.attrs.get('probe_seed')}, expected {seed}")
+        if ds.attrs.get("config_hash") != expected_hash:
+            raise PgprobeError(f"shard {str(path)!r} was computed with other reference settings "
+                               f"({ds.attrs.get('config_json')})")
+        shard = int(ds.attrs["shard"])
+        if shard in seen:
+            raise PgprobeError(f"shard {shard} given twice ({str(path)!r})")
+        seen[shard] = {"stream": ds["stream_index"].values, "obs": ds["obs"].values.astype(np.float32),
+                       "returns": ds["returns"].values, "weight": ds["bootstrap_weight"].values}
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise PgprobeError(f"--shards: missing shard(s) {', '.join(map(str, missing))} of "
+                           f"true_value_shards={count}")
+    parts = [seen[k] for k in range(count)]
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    order = np.argsort(merged["stream"], kind="stable")  # stream order = the unsharded order
+    return {key: value[order] for key, value in merged.items()}
+
+
+# ---------------------------------------------------------------------------- the probe
+def default_baselines(true_value_net) -> list[Baseline]:
+    from ..policies import NumpyMLP
+
+    return [
+        Baseline("true_value", "function", NumpyMLP(true_value_net.net),
+                 "fresh value net fit to returns of a large sample of the same policy"),
+        Baseline("value_net", "agent", None, "the agent's value net (training's GAE advantages)"),
+        Baseline("zero", "zero", None, "zero baseline: advantages replaced by discounted returns"),
+    ]
+
+
+def _advantages(rollout, baseline: Baseline, gamma: float, lam: float) -> np.ndarray:
+    from ..estimators import rollout_advantages
+
+    if baseline.kind == "zero":
+        zeros = np.zeros_like(rollout.rewards)
+        return rollout_advantages(rollout, gamma, 1.0, values=zeros, next_values=zeros)[0]
+    return rollout_advantages(rollout, gamma, lam)[0]
+
+
+def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, workers: int = 1,
+                      shards: Sequence[str] | None = None, baselines: list[Baseline] | None = None,
+                      progress: bool = False) -> xr.Dataset:
+    """Compute the baselines dataset for one loaded checkpoint (see the module docstring).
+
+    ``baselines``: the baselines to compare (default: true_value, value_net, zero).  When none
+    of them is the fitted ``true_value``, pass ``baselines`` to skip the reference fit; the fit
+    statistics are then NaN.
+    """
+    from ..datasets import add_run_coords, provenance, variable
+    from ..estimators import gradient_sums
+    from ..sampling import StreamSpec, sample_streams
+    from ..stats import pairwise_cosine
+
+    settings = checked_settings(settings)
+    hp = checkpoint.hyperparameters
+    gamma, lam = float(hp["gamma"]), float(hp["gae_lambda"])
+    agent = checkpoint.frozen_agent()
+
+    fit_stats = dict.fromkeys(["train_samples", "validation_samples", "train_mre", "validation_mre",
+                               "validation_explained_variance", "value_net_validation_mre",
+                               "value_net_validation_explained_variance"], math.nan)
+    if baselines is None:
+        reference = (gather_shards(shards, checkpoint, settings, seed) if shards
+                     else sample_reference(checkpoint, settings, seed, workers, progress=progress))
+        net, fit_stats = fit_true_value(checkpoint, reference, settings, seed, progress)
+        baselines = default_baselines(net)
+    names = [b.name for b in baselines]
+    if len(set(names)) != len(names):
+        raise PgprobeError(f"baseline names must be distinct, got {names}")
+
+    counts = settings["sample_counts"]
+    m = settings["estimates"]
+    specs = [StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_ESTIMATES, n, e), n)
+             for n in counts for e in range(m)]
+    # One sampling pass for the agent's value function (serves "agent" and "zero"), one per
+    # function baseline: same seeds, so the same trajectories, with b evaluated by the sampler.
+    passes: dict[str | None, list] = {}
+    for b in baselines:
+        key = b.name if b.kind == "function" else None
+        if key in passes:
+            continue
+        run_agent = agent if key is None else dataclasses.replace(agent, value=b.value_fn)
+        passes[key] = sample_streams(run_agent, specs, workers=workers, chunk_size=settings["chunk_size"],
+                                     progress=f"baselines: {b.name if key else 'agent'} pass"
+                                     if progress else None)
+    base = passes[None] if None in passes else next(iter(passes.values()))
+    for rollouts in passes.values():  # paired comparison: identical trajectories in every pass
+        for r0, r1 in zip(base, rollouts):
+            if not (np.array_equal(r0.actions, r1.actions) and np.array_equal(r0.raw_rewards, r1.raw_rewards)):
+                raise RuntimeError("baseline passes sampled different trajectories (sampler not deterministic)")
+
+    pair_a, pair_b = np.triu_indices(m, k=1)
+    cosine = np.zeros((len(baselines), len(counts), pair_a.size))
+    norms = np.zeros((len(baselines), len(counts), m))
+    adv_std = np.zeros((len(baselines), len(counts), m))
+    trajectories = np.zeros((len(counts), m), np.int64)
+    for bi, b in enumerate(baselines):
+        rollouts = passes[b.name if b.kind == "function" else None]
+        for ci, n in enumerate(counts):
+            grads = []
+            for e in range(m):
+                r = rollouts[ci * m + e]
+                adv = _advantages(r, b, gamma, lam)
+                g = gradient_sums(checkpoint.policy, r.obs, r.actions, adv).gradient(
+                    settings["normalize_advantages"])
+                grads.append(g)
+                norms[bi, ci, e] = np.linalg.norm(g)
+                adv_std[bi, ci, e] = float(np.std(adv))
+                trajectories[ci, e] = r.trajectory_count
+            values, ia, ib = pairwise_cosine(np.stack(grads))
+            assert np.array_equal(ia, pair_a) and np.array_equal(ib, pair_b)
+            cosine[bi, ci] = values
+
+    adv_units = "scaled return" if hp.get("normalize_rewards") else "return"
+    ds = xr.Dataset(
+        {
+            "pairwise_cosine": variable(("baseline", "sample_count", "pair"), cosine,
+                                        "cosine similarity of the gradient estimates of a pair", "1"),
+            "mean_pairwise_cosine": variable(("baseline", "sample_count"), cosine.mean(-1),
+                                             "mean pairwise cosine similarity of the M gradient "
+                                             "estimates (higher = lower variance)", "1"),
+            "gradient_norm": variable(("baseline", "sample_count", "estimate"), norms,
+                                      "L2 norm of the gradient estimate (eq. 1, eq. 15 advantages)", "1"),
+            "advantage_std": variable(("baseline", "sample_count", "estimate"), adv_std,
+                                      "std of the unnormalized advantages of the estimate", adv_units),
+            "trajectory_count": variable(("sample_count", "estimate"), trajectories,
+                                         "trajectories in the estimate's stream (last one cut)", "1"),
+            "true_value_fit_mre": variable((), fit_stats["validation_mre"],
+                                           "true-value net MRE against returns on held-out reference streams", "1"),
+            "true_value_fit_explained_variance": variable(
+                (), fit_stats["validation_explained_variance"],
+                "true-value net explained variance of returns on held-out reference streams", "1"),
+            "true_value_fit_train_mre": variable((), fit_stats["train_mre"],
+                                                 "true-value net MRE against returns on its fit samples", "1"),
+            "value_net_reference_mre": variable((), fit_stats["value_net_validation_mre"],
+                                                "agent value net MRE against returns on the same "
+                                                "held-out reference samples", "1"),
+            "value_net_reference_explained_variance": variable(
+                (), fit_stats["value_net_validation_explained_variance"],
+                "agent value net explained variance of returns on the same held-out reference samples", "1"),
+            "true_value_fit_samples": variable((), fit_stats["train_samples"],
+                                               "reference samples the true-value net was fit on", "1"),
+            "true_value_validation_samples": variable((), fit_stats["validation_samples"],
+                                                      "held-out reference samples of the fit error", "1"),
+        },
+        coords={
+            "baseline": ("baseline", names, {"long_name": "baseline function b(s) of eq. 2", "units": "1",
+                                             "description": " | ".join(f"{b.name}: {b.description}"
+                                                                       for b in baselines)}),
+            "sample_count": ("sample_count", np.asarray(counts, np.int64),
+                             {"long_name": "state-action pairs per gradient estimate", "units": "1"}),
+            "estimate": ("estimate", np.arange(m), {"long_name": "independent estimate index", "units": "1"}),
+            "pair": ("pair", np.arange(pair_a.size), {"long_name": "estimate pair index", "units": "1"}),
+            "estimate_a": ("pair", pair_a, {"long_name": "first estimate of the pair", "units": "1"}),
+            "estimate_b": ("pair", pair_b, {"long_name": "second estimate of the pair", "units": "1"}),
+        })
+    ds = add_run_coords(ds, checkpoint.env_id, checkpoint.algo, checkpoint.seed, checkpoint.iteration)
+    ds.attrs = provenance("baselines", settings, checkpoint.sha256, probe_seed=int(seed),
+                          gamma=gamma, gae_lambda=lam, sharded_reference=len(shards or []),
+                          paired_streams="all baselines use the same sampled streams; only b differs")
+    return ds
+
+
+# ---------------------------------------------------------------------------- CLI
+def _cmd(args) -> None:
+    from ..datasets import write_netcdf
+
+    settings = checked_settings(args.settings)
+    checkpoint = load_checked_checkpoint(args.checkpoint)
+    ds = measure_baselines(checkpoint, settings, seed=args.seed, workers=args.workers,
+                           shards=args.shards, progress=not args.no_progress)
+    write_netcdf(ds, args.out)
+    mean = ds["mean_pairwise_cosine"].isel(env=0, algo=0, seed=0, iteration=0)
+    summary = ", ".join(f"{b}={float(mean.sel(baseline=b).isel(sample_count=-1)):.3f}"
+                        for b in mean["baseline"].values)
+    print(f"wrote {args.out}: mean pairwise cosine at N={int(mean['sample_count'][-1])}: {summary}")
+
+
+def _cmd_shard(args) -> None:
+    from ..datasets import write_netcdf
+
+    settings = checked_settings(args.settings)
+    if args.shard >= settings["true_value_shards"]:
+        raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < true_value_shards="
+                           f"{settings['true_value_shards']}")
+    checkpoint = load_checked_checkpoint(args.checkpoint)
+    reference = sample_reference(checkpoint, settings, args.seed, args.workers, shard=args.shard,
+                                 progress=not args.no_progress)
+    write_netcdf(shard_dataset(checkpoint, settings, args.seed, args.shard, reference), args.out)
+    print(f"wrote {args.out}: {reference['stream'].size} reference samples")
+
+
+def add_parser(subparsers) -> None:
+    from ..cli import nonnegative_int
+
+    parser = subparsers.add_parser("baselines", help="gradient variance with value-net / true-value / "
+                                   "zero baselines (§2.2, Fig. 4)", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--shards", nargs="+", metavar="FILE",
+                        help="gather these baselines-shard files instead of sampling the reference")
+    parser.set_defaults(func=_cmd)
+
+    shard = subparsers.add_parser("baselines-shard", help="one shard of the baselines probe's true-value "
+                                  "reference sample")
+    add_common_arguments(shard)
+    shard.add_argument("--shard", required=True, type=nonnegative_int, help="shard index K")
+    shard.set_defaults(func=_cmd_shard)

@@ -1,0 +1,617 @@
+"""Optimization landscapes (paper §2.3, Figures 5–7 and 13–20): true reward and surrogate
+objective on a 2-D plane through the checkpoint's parameters.
+
+Usage::
+
+  pgprobe probe landscapes --checkpoint PATH --out FILE.nc [--settings JSON] [--workers N] [--seed S]
+  pgprobe probe landscapes-shard --checkpoint PATH --out FILE.shardK.nc --shard K --shard-count N \\
+          [--settings JSON] [--workers N] [--seed S]
+  pgprobe probe landscapes --checkpoint PATH --out FILE.nc --shards FILE.shard0.nc FILE.shard1.nc ...
+
+The plane.  For each *regime* (a number N of state-action pairs used for the step) the
+probe samples an N-sample batch from the frozen checkpoint policy π_0 (whole trajectories
+from resets, streams of ``steps_per_iteration`` steps, exactly as training collects its
+batch), and computes the algorithm's actual update step on it,
+
+  d_step = θ' − θ_0          (``pgprobe.estimators.update_step``: PPO's 10 epochs of
+                              minibatch Adam on eq. 17; TRPO's natural step + line search),
+
+and draws one Gaussian direction g ~ N(0, I) over all policy parameters (log-std included),
+rescaled to ``random_direction_norm`` (default 1: one unit along the random axis moves
+the parameters by an ℓ2 distance of 1; Figure 5's caption reads "one unit corresponds to
+moving along a random norm 2 Gaussian vector", which we read as an ℓ2-normalized Gaussian
+vector; set ``random_direction_norm: 2`` for the literal "norm 2" reading).  The grid is
+
+  θ(α, β) = θ_0 + α · d_step + β · d_rand,
+
+α = 1 is one full step ("step direction" axis), β the random axis.  At every grid point:
+
+* true reward J(θ) = E[Σ_t r_t]: the mean undiscounted return of ``max(trajectory_counts)``
+  complete episodes of the perturbed policy, each from a fresh reset with its own seed
+  (independent across grid points; episode-count sampling, so no episode is cut and
+  short episodes are not over-represented).  Per-episode returns are kept
+  (``episode_return``), and ``true_reward`` is the mean of the first T of them for every
+  T in ``trajectory_counts`` (Figure 5's concentration panels).  Observations are
+  normalized with the checkpoint's frozen statistics.
+* surrogate objective on the step's own batch (what the algorithm optimizes):
+  PPO eq. (17) L^CLIP = mean min(ρ Â, clip(ρ, 1 ± ε) Â); TRPO eq. (14) L = mean ρ Â;
+  ρ = π_θ(a|s)/π_0(a|s), Â normalized as eq. (15).  At α = β = 0, ρ = 1 and both equal
+  mean Â = 0.
+* mean KL(π_0 ‖ π_θ) over the batch's states (TRPO's constraint, eq. 16; reported for PPO
+  too).
+
+Sharding: true-reward points are independent.  Grid points (regime, α, β), flattened in
+that order, go round-robin to shards; each shard recomputes the (deterministic) update
+steps, evaluates its points, and writes their raw results.  Gathering checks that the
+shards agree on checkpoint, settings, seed and the update steps, and builds the same
+dataset as the unsharded run (which is computed as a single shard).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..errors import PgprobeError
+
+KIND = "landscapes"
+
+DEFAULTS = {
+    # Step-direction axis α (units of one full update step).
+    "alpha_min": 0.0,
+    "alpha_max": 2.0,
+    "alpha_points": 5,
+    # Random-direction axis β (units of the random direction, ℓ2 norm random_direction_norm).
+    "beta_min": -1.0,
+    "beta_max": 1.0,
+    "beta_points": 5,
+    # State-action pairs used for the update step: the normal regime and a higher one.
+    "step_sample_counts": [2048, 20480],
+    # True reward from the first T episodes for each T; max(...) episodes per grid point.
+    "trajectory_counts": [1, 3, 10],
+    "random_direction_norm": 1.0,
+    # Episodes stepped in lockstep per batched policy evaluation.
+    "chunk_size": 16,
+    # Guard against episodes that never end (environments without a time limit).
+    "max_episode_steps": 100000,
+}
+
+# The paper's sizes (SLURM scale): ~10^6 state-action pairs per true-reward point
+# (1000 Hopper/Walker/Humanoid episodes of <= 1000 steps), the 2K regime versus a
+# regime with several orders of magnitude more samples.
+PAPER_SETTINGS = {
+    **DEFAULTS,
+    "alpha_points": 11,
+    "beta_points": 11,
+    "step_sample_counts": [2048, 1024000],
+    "trajectory_counts": [1, 10, 100, 1000],
+}
+
+# seed_key purpose codes (distinct from other probes' codes).
+PURPOSE_STEP_BATCH = 5101
+PURPOSE_STEP_UPDATE = 5102
+PURPOSE_RANDOM_DIRECTION = 5103
+PURPOSE_TRUE_REWARD = 5104
+
+_FLOAT_KEYS = ("alpha_min", "alpha_max", "beta_min", "beta_max", "random_direction_norm")
+_POSITIVE_INT_KEYS = ("alpha_points", "beta_points", "chunk_size", "max_episode_steps")
+_INT_LIST_KEYS = ("step_sample_counts", "trajectory_counts")
+
+
+# ----------------------------------------------------------------------------- settings
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def validate_settings(settings: dict | None) -> dict:
+    """DEFAULTS updated with ``settings``; PgprobeError naming the first bad key."""
+    settings = {} if settings is None else settings
+    if not isinstance(settings, dict):
+        raise PgprobeError(f"landscapes settings: expected a JSON object, got {type(settings).__name__}")
+    for key in settings:
+        if key not in DEFAULTS:
+            raise PgprobeError(f"landscapes settings: unknown key {key!r}: expected one of "
+                               f"{', '.join(sorted(DEFAULTS))}")
+    merged = {**DEFAULTS, **settings}
+    for key in _FLOAT_KEYS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a finite number")
+        merged[key] = float(value)
+    for key in _POSITIVE_INT_KEYS:
+        value = merged[key]
+        if not _is_int(value) or value <= 0:
+            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a positive integer")
+        merged[key] = int(value)
+    for key in _INT_LIST_KEYS:
+        value = merged[key]
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(_is_int(v) and v > 0 for v in value)):
+            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a non-empty list "
+                               "of positive integers")
+        if len(set(value)) != len(value):
+            raise PgprobeError(f"landscapes settings: {key}={value!r}: values must be distinct")
+        merged[key] = sorted(int(v) for v in value)
+    if merged["random_direction_norm"] <= 0:
+        raise PgprobeError(f"landscapes settings: random_direction_norm="
+                           f"{merged['random_direction_norm']!r}: expected a positive number")
+    for axis in ("alpha", "beta"):
+        if merged[f"{axis}_min"] > merged[f"{axis}_max"]:
+            raise PgprobeError(f"landscapes settings: {axis}_min={merged[f'{axis}_min']!r} is greater "
+                               f"than {axis}_max={merged[f'{axis}_max']!r}")
+    return merged
+
+
+def grid_axes(settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(α values, β values): evenly spaced, endpoints included."""
+    alphas = np.linspace(settings["alpha_min"], settings["alpha_max"], settings["alpha_points"])
+    betas = np.linspace(settings["beta_min"], settings["beta_max"], settings["beta_points"])
+    return alphas, betas
+
+
+def grid_points(settings: dict) -> list[tuple[int, int, int]]:
+    """All (regime index, α index, β index), flattened in that order (shard assignment)."""
+    regimes = len(settings["step_sample_counts"])
+    return [(r, i, j) for r in range(regimes) for i in range(settings["alpha_points"])
+            for j in range(settings["beta_points"])]
+
+
+def shard_points(settings: dict, shard: int, shard_count: int) -> list[tuple[int, int, int]]:
+    """Round-robin share of the grid for ``shard`` of ``shard_count``."""
+    return grid_points(settings)[shard::shard_count]
+
+
+# ----------------------------------------------------------------------------- directions
+
+@contextlib.contextmanager
+def _single_thread_torch():
+    """Run torch on one thread so the update step is bit-identical in every shard process."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _seed_int(key: tuple) -> int:
+    return int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] % (2 ** 63))
+
+
+@dataclasses.dataclass
+class Directions:
+    """The plane: θ_0, one update step (and its batch) per regime, and the random direction."""
+    theta0: torch.Tensor
+    steps: list[np.ndarray]          # d_step per regime (float64)
+    batches: list                    # UpdateBatch per regime
+    random_direction: np.ndarray     # d_rand (float64), ℓ2 norm = random_direction_norm
+
+    def digest(self) -> str:
+        """Hash of the exact directions (shards must agree bit for bit)."""
+        h = hashlib.sha256()
+        for step in self.steps:
+            h.update(np.ascontiguousarray(step).tobytes())
+        h.update(np.ascontiguousarray(self.random_direction).tobytes())
+        return h.hexdigest()
+
+
+def step_batch(ckpt, sample_count: int, seed: int, workers: int | None, progress: str | None):
+    """An N-sample batch from π_0: streams of ``steps_per_iteration`` steps (the last one
+    shorter), GAE from the checkpoint's value net, as ``update_batch`` builds it."""
+    from ..estimators import update_batch
+    from ..sampling import StreamSpec, sample_streams
+
+    hp = ckpt.hyperparameters
+    stream_length = int(hp["steps_per_iteration"])
+    lengths = [stream_length] * (sample_count // stream_length)
+    if sample_count % stream_length:
+        lengths.append(sample_count % stream_length)
+    specs = [StreamSpec((seed, ckpt.seed, ckpt.iteration, PURPOSE_STEP_BATCH, sample_count, k), n)
+             for k, n in enumerate(lengths)]
+    rollouts = sample_streams(ckpt.frozen_agent(), specs, workers=workers, progress=progress)
+    return update_batch(rollouts, float(hp["gamma"]), float(hp["gae_lambda"]))
+
+
+def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
+                       progress: bool = True) -> Directions:
+    """d_step for every regime (on a fresh batch of that size) and d_rand."""
+    from ..estimators import update_step
+    from ..policies import flat_params
+
+    theta0 = flat_params(ckpt.policy).double()
+    steps, batches = [], []
+    for count in settings["step_sample_counts"]:
+        batch = step_batch(ckpt, count, seed, workers, f"step batch {count}" if progress else None)
+        with _single_thread_torch():
+            step = update_step(ckpt, batch, _seed_int((seed, ckpt.seed, ckpt.iteration,
+                                                       PURPOSE_STEP_UPDATE, count)))
+        steps.append(np.asarray(step, np.float64))
+        batches.append(batch)
+    rng = np.random.default_rng(np.random.SeedSequence(
+        [seed, ckpt.seed, ckpt.iteration, PURPOSE_RANDOM_DIRECTION]))
+    gaussian = rng.standard_normal(theta0.numel())
+    random_direction = gaussian * (settings["random_direction_norm"] / np.linalg.norm(gaussian))
+    return Directions(theta0, steps, batches, random_direction)
+
+
+def perturbed_policy(ckpt, directions: Directions, regime: int, alpha: float, beta: float):
+    """A copy of the checkpoint's policy at θ_0 + α d_step + β d_rand."""
+    from ..policies import set_flat_params
+
+    policy = copy.deepcopy(ckpt.policy)
+    theta = (directions.theta0.numpy() + alpha * directions.steps[regime]
+             + beta * directions.random_direction)
+    set_flat_params(policy, torch.as_tensor(theta, dtype=torch.float32))
+    policy.eval()
+    return policy
+
+
+def perturbed_agent(ckpt, policy):
+    """The checkpoint's FrozenAgent (frozen normalizers, value net) acting with ``policy``."""
+    from ..policies import NumpyMLP
+
+    return dataclasses.replace(
+        ckpt.frozen_agent(), policy_mean=NumpyMLP(policy.mean_net),
+        log_std=policy.log_std.detach().numpy().astype(np.float32).copy())
+
+
+# ----------------------------------------------------------------------------- objectives
+
+def surrogate_and_kl(algo: str, policy, batch, old_mean: torch.Tensor, old_log_std: torch.Tensor,
+                     clip_epsilon: float) -> tuple[float, float]:
+    """(the algorithm's surrogate, mean KL(π_0 ‖ π_θ)) on ``batch``.
+
+    PPO: eq. (17) with clip ε; TRPO: eq. (14).  Advantages are eq. (15)-normalized.
+    """
+    from ..algos.ppo import clipped_surrogate
+    from ..algos.trpo import mean_kl, surrogate
+
+    with torch.no_grad():
+        if algo == "ppo":
+            log_probs = policy.log_prob(batch.obs, batch.actions)
+            value = clipped_surrogate(log_probs, batch.old_log_probs,
+                                      batch.normalized_advantages, clip_epsilon)
+        else:
+            value = surrogate(policy, batch)
+        kl = mean_kl(policy, batch.obs, old_mean, old_log_std)
+    return float(value), float(kl)
+
+
+# ----------------------------------------------------------------------------- episodes
+
+def episode_returns(agent, seed_keys: list[tuple], chunk_size: int,
+                    max_episode_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """One complete episode per seed key: (undiscounted raw returns, lengths).
+
+    Each episode starts from ``env.reset(seed)`` with the env seed and action-noise RNG of
+    ``pgprobe.sampling.stream_rngs(key)``; actions a = μ(s) + σ·ξ (ξ ~ N(0, I), float32, from
+    the key's generator) clipped to the action bounds, as in ``pgprobe.sampling.rollout``.
+    Episodes of a chunk step in lockstep (one batched forward pass per step); a finished
+    episode's env stops.  Results depend only on the keys, not on chunking.
+    """
+    from ..envs import make_env
+    from ..sampling import stream_rngs
+
+    returns = np.zeros(len(seed_keys))
+    lengths = np.zeros(len(seed_keys), np.int64)
+    std = np.exp(agent.log_std).astype(np.float32)
+    act_dim = agent.log_std.shape[0]
+    for start in range(0, len(seed_keys), chunk_size):
+        keys = seed_keys[start:start + chunk_size]
+        envs = [make_env(agent.env_id, _checked=True) for _ in keys]
+        seeds, rngs = zip(*(stream_rngs(key) for key in keys))
+        low = np.stack([env.action_space.low for env in envs])
+        high = np.stack([env.action_space.high for env in envs])
+        raw = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+        active = np.ones(len(keys), bool)
+        total = np.zeros(len(keys))
+        steps = np.zeros(len(keys), np.int64)
+        while active.any():
+            idx = np.flatnonzero(active)
+            mean = agent.policy_mean(agent.observe(raw[idx]))
+            noise = np.stack([rngs[i].standard_normal(act_dim, dtype=np.float32) for i in idx])
+            actions = np.clip(mean + std * noise, low[idx], high[idx])
+            for row, i in enumerate(idx):
+                obs, reward, terminated, truncated, _ = envs[i].step(actions[row])
+                raw[i] = obs
+                total[i] += reward
+                steps[i] += 1
+                if terminated or truncated:
+                    active[i] = False
+                elif steps[i] >= max_episode_steps:
+                    raise PgprobeError(f"an episode of {agent.env_id!r} ran past max_episode_steps="
+                                       f"{max_episode_steps} without ending: raise the setting or "
+                                       "use an environment with a time limit")
+        for env in envs:
+            env.close()
+        returns[start:start + len(keys)] = total
+        lengths[start:start + len(keys)] = steps
+    return returns, lengths
+
+
+def _point_job(agent, seed_keys, chunk_size, max_episode_steps):
+    return episode_returns(agent, seed_keys, chunk_size, max_episode_steps)
+
+
+def _episode_keys(seed: int, ckpt, point: tuple[int, int, int], settings: dict) -> list[tuple]:
+    regime, i, j = point
+    count = settings["step_sample_counts"][regime]
+    return [(seed, ckpt.seed, ckpt.iteration, PURPOSE_TRUE_REWARD, count, i, j, k)
+            for k in range(max(settings["trajectory_counts"]))]
+
+
+# ----------------------------------------------------------------------------- shards
+
+def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
+                  workers: int | None = None, progress: bool = True) -> xr.Dataset:
+    """Evaluate this shard's grid points; returns the raw shard dataset (dim ``point``)."""
+    from tqdm import tqdm
+
+    from ..sampling import default_workers
+
+    if shard_count < 1 or not 0 <= shard < shard_count:
+        raise PgprobeError(f"shard {shard} of {shard_count}: expected 0 <= shard < shard-count")
+    ckpt.require_finite()
+    settings = validate_settings(settings)
+    alphas, betas = grid_axes(settings)
+    directions = compute_directions(ckpt, settings, seed, workers, progress)
+    points = shard_points(settings, shard, shard_count)
+    hp = ckpt.hyperparameters
+    clip_epsilon = float(hp.get("clip_epsilon") or 0.2)
+
+    # Surrogate and KL on each regime's batch (cheap; in this process).
+    surrogates, kls = np.zeros(len(points)), np.zeros(len(points))
+    with torch.no_grad():
+        olds = [(ckpt.policy(b.obs), ckpt.policy.log_std.detach().clone()) for b in directions.batches]
+    agents = []
+    for n, (r, i, j) in enumerate(points):
+        policy = perturbed_policy(ckpt, directions, r, alphas[i], betas[j])
+        surrogates[n], kls[n] = surrogate_and_kl(ckpt.algo, policy, directions.batches[r],
+                                                 *olds[r], clip_epsilon)
+        agents.append(perturbed_agent(ckpt, policy))
+
+    # True reward: whole episodes at every point, points in parallel.
+    trajectories = max(settings["trajectory_counts"])
+    returns = np.zeros((len(points), trajectories))
+    lengths = np.zeros((len(points), trajectories), np.int64)
+    jobs = [(agents[n], _episode_keys(seed, ckpt, p, settings), settings["chunk_size"],
+             settings["max_episode_steps"]) for n, p in enumerate(points)]
+    workers = default_workers() if workers is None else workers
+    bar = tqdm(total=len(jobs), unit="point", desc="landscape points", disable=not progress,
+               mininterval=2.0)
+    if workers == 1 or len(jobs) <= 1:
+        for n, job in enumerate(jobs):
+            returns[n], lengths[n] = _point_job(*job)
+            bar.update(1)
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+            futures = [pool.submit(_point_job, *job) for job in jobs]
+            for n, future in enumerate(futures):
+                returns[n], lengths[n] = future.result()
+                bar.update(1)
+    bar.close()
+
+    from ..datasets import provenance, variable
+
+    point_index = np.array(points, np.int64).reshape(-1, 3)
+    ds = xr.Dataset(
+        {
+            "regime_index": variable(("point",), point_index[:, 0], "index into step_sample_counts", "1"),
+            "alpha_index": variable(("point",), point_index[:, 1], "index of the step-direction coordinate", "1"),
+            "beta_index": variable(("point",), point_index[:, 2], "index of the random-direction coordinate", "1"),
+            "episode_return": variable(("point", "trajectory"), returns,
+                                       "undiscounted return of one episode of the perturbed policy", "reward"),
+            "episode_length": variable(("point", "trajectory"), lengths,
+                                       "length of one episode of the perturbed policy", "steps"),
+            "surrogate": variable(("point",), surrogates, _surrogate_long_name(ckpt.algo), "1"),
+            "mean_kl": variable(("point",), kls, "mean KL(pi_0 || pi_theta) over the step batch's states", "nat"),
+            "step_norm": variable(("regime",), [float(np.linalg.norm(s)) for s in directions.steps],
+                                  "l2 norm of the update step theta' - theta_0", "1"),
+            "step_random_cosine": variable(("regime",), [_cosine(s, directions.random_direction)
+                                                         for s in directions.steps],
+                                           "cosine similarity of the update step and the random direction", "1"),
+        },
+        coords={"regime": variable(("regime",), np.array(settings["step_sample_counts"], np.int64),
+                                   "state-action pairs used to compute the update step", "1")},
+    )
+    ds.attrs = provenance(KIND + "-shard", settings, ckpt.sha256, probe_seed=int(seed),
+                          shard=int(shard), shard_count=int(shard_count),
+                          direction_digest=directions.digest(),
+                          random_direction_norm=float(np.linalg.norm(directions.random_direction)),
+                          env=ckpt.env_id, algo=ckpt.algo, training_seed=int(ckpt.seed),
+                          iteration=int(ckpt.iteration))
+    return ds
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
+
+
+def _surrogate_long_name(algo: str) -> str:
+    if algo == "ppo":
+        return "PPO clipped surrogate objective (eq. 17) on the step batch"
+    return "TRPO surrogate objective (eq. 14) on the step batch"
+
+
+def gather(ckpt, settings: dict, seed: int, shards: list[xr.Dataset]) -> xr.Dataset:
+    """Assemble shard datasets into the landscape dataset (checks they belong together)."""
+    from ..datasets import add_run_coords, provenance, variable
+
+    settings = validate_settings(settings)
+    if not shards:
+        raise PgprobeError("no shards to gather")
+    first = shards[0].attrs
+    expected = {"pgprobe_dataset": KIND + "-shard", "checkpoint_sha256": ckpt.sha256,
+                "config_json": json.dumps(settings, sort_keys=True, default=str),
+                "probe_seed": int(seed), "shard_count": len(shards)}
+    seen = set()
+    for n, shard in enumerate(shards):
+        for key, value in expected.items():
+            if shard.attrs.get(key) != value:
+                raise PgprobeError(f"shard {n}: {key}={shard.attrs.get(key)!r} does not match "
+                                   f"this gather's {value!r} (wrong checkpoint, settings, seed or "
+                                   "shard count?)")
+        if shard.attrs.get("direction_digest") != first.get("direction_digest"):
+            raise PgprobeError(f"shard {n}: its update steps differ from shard 0's (shards must run "
+                               "the same pgprobe/torch version)")
+        index = int(shard.attrs["shard"])
+        if index in seen:
+            raise PgprobeError(f"shard index {index} given twice")
+        seen.add(index)
+    if seen != set(range(len(shards))):
+        raise PgprobeError(f"shards {sorted(seen)} given: expected 0 … {len(shards) - 1}")
+
+    alphas, betas = grid_axes(settings)
+    counts = settings["step_sample_counts"]
+    trajectory_counts = settings["trajectory_counts"]
+    trajectories = max(trajectory_counts)
+    shape = (len(counts), len(alphas), len(betas))
+    returns = np.full(shape + (trajectories,), np.nan)
+    lengths = np.zeros(shape + (trajectories,), np.int64)
+    surrogate = np.full(shape, np.nan)
+    kl = np.full(shape, np.nan)
+    filled = np.zeros(shape, bool)
+    for shard in sorted(shards, key=lambda s: int(s.attrs["shard"])):
+        r, i, j = (shard[k].values for k in ("regime_index", "alpha_index", "beta_index"))
+        returns[r, i, j] = shard["episode_return"].values
+        lengths[r, i, j] = shard["episode_length"].values
+        surrogate[r, i, j] = shard["surrogate"].values
+        kl[r, i, j] = shard["mean_kl"].values
+        filled[r, i, j] = True
+    if not filled.all():
+        raise PgprobeError("the shards do not cover the whole grid")
+    true_reward = np.stack([returns[..., :t].mean(-1) for t in trajectory_counts], axis=-1)
+    hp = ckpt.hyperparameters
+    dims = ("regime", "alpha", "beta")
+    ds = xr.Dataset(
+        {
+            "episode_return": variable(dims + ("trajectory",), returns,
+                                       "undiscounted return of one episode of the perturbed policy", "reward"),
+            "episode_length": variable(dims + ("trajectory",), lengths,
+                                       "length of one episode of the perturbed policy", "steps"),
+            "true_reward": variable(dims + ("trajectories",), true_reward,
+                                    "true reward: mean undiscounted return of the first T episodes", "reward"),
+            "surrogate": variable(dims, surrogate, _surrogate_long_name(ckpt.algo), "1"),
+            "mean_kl": variable(dims, kl, "mean KL(pi_0 || pi_theta) over the step batch's states", "nat"),
+            "step_norm": variable(("regime",), shards[0]["step_norm"].values,
+                                  "l2 norm of the update step theta' - theta_0", "1"),
+            "step_random_cosine": variable(("regime",), shards[0]["step_random_cosine"].values,
+                                           "cosine similarity of the update step and the random direction", "1"),
+            "random_direction_norm": variable((), float(first["random_direction_norm"]),
+                                              "l2 norm of the random direction (one unit of beta)", "1"),
+            "kl_constraint": variable((), float(hp["max_kl"]) if ckpt.algo == "trpo" else np.nan,
+                                      "TRPO KL constraint delta (NaN for PPO)", "nat"),
+        },
+        coords={
+            "regime": variable(("regime",), np.array(counts, np.int64),
+                               "state-action pairs used to compute the update step", "1"),
+            "alpha": variable(("alpha",), alphas, "step direction (units of one full update step)", "1"),
+            "beta": variable(("beta",), betas, "random direction (units of the random direction)", "1"),
+            "trajectory": variable(("trajectory",), np.arange(trajectories, dtype=np.int64),
+                                   "episode index at a grid point", "1"),
+            "trajectories": variable(("trajectories",), np.array(trajectory_counts, np.int64),
+                                     "episodes averaged for the true reward", "1"),
+        },
+    )
+    ds = add_run_coords(ds, ckpt.env_id, ckpt.algo, ckpt.seed, ckpt.iteration)
+    ds.attrs = provenance(KIND, settings, ckpt.sha256, probe_seed=int(seed),
+                          surrogate=("ppo_clipped_eq17" if ckpt.algo == "ppo" else "trpo_eq14"),
+                          direction_digest=first["direction_digest"])
+    return ds
+
+
+def run(ckpt, settings: dict, seed: int, workers: int | None = None, progress: bool = True) -> xr.Dataset:
+    """The whole landscape at one checkpoint (computed as a single shard)."""
+    return gather(ckpt, settings, seed, [compute_shard(ckpt, settings, seed, 0, 1, workers, progress)])
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _parse_settings(text: str | None) -> dict:
+    if text is None:
+        return validate_settings({})
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PgprobeError(f"--settings is not valid JSON: {exc.msg}") from None
+    return validate_settings(data)
+
+
+def _check_out(path: str) -> None:
+    if not str(path).endswith(".nc"):
+        raise PgprobeError(f"--out {path!r}: expected a .nc file name")
+
+
+def _cmd_landscapes(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..datasets import open_dataset, write_netcdf
+
+    _check_out(args.out)
+    settings = _parse_settings(args.settings)
+    ckpt = load_checkpoint(args.checkpoint)
+    ckpt.require_finite()
+    if args.shards:
+        ds = gather(ckpt, settings, args.seed, [open_dataset(p, KIND + "-shard") for p in args.shards])
+    else:
+        ds = run(ckpt, settings, args.seed, args.workers, progress=True)
+    write_netcdf(ds, args.out)
+    print(f"wrote {args.out}")
+
+
+def _cmd_shard(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..datasets import write_netcdf
+
+    _check_out(args.out)
+    settings = _parse_settings(args.settings)
+    if not 0 <= args.shard < args.shard_count:
+        raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < --shard-count {args.shard_count}")
+    ckpt = load_checkpoint(args.checkpoint)
+    ckpt.require_finite()
+    ds = compute_shard(ckpt, settings, args.seed, args.shard, args.shard_count, args.workers)
+    write_netcdf(ds, args.out)
+    print(f"wrote {args.out}")
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..cli import nonnegative_int, positive_int
+
+    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt file")
+    parser.add_argument("--out", required=True, help="output NetCDF file")
+    parser.add_argument("--settings", help="JSON object: config section probes.landscapes "
+                        f"(keys: {', '.join(sorted(DEFAULTS))})")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes (default: available cores)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="probe seed (default 0)")
+
+
+def add_parser(subparsers) -> None:
+    main = subparsers.add_parser(
+        KIND, help="true-reward and surrogate landscapes along the update step and a random direction",
+        description=__doc__.split("\n\n")[0])
+    _common_arguments(main)
+    main.add_argument("--shards", nargs="+", metavar="FILE",
+                      help="gather these landscapes-shard files instead of computing")
+    main.set_defaults(func=_cmd_landscapes)
+
+    shard = subparsers.add_parser(
+        KIND + "-shard", help="one shard of the landscape grid (gather with landscapes --shards)")
+    _common_arguments(shard)
+    from ..cli import nonnegative_int, positive_int
+    shard.add_argument("--shard", type=nonnegative_int, required=True, help="shard index K")
+    shard.add_argument("--shard-count", type=positive_int, required=True, help="number of shards N")
+    shard.set_defaults(func=_cmd_shard)
