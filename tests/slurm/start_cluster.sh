@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Start a throw-away, single-node SLURM cluster on this machine (for tests).
 #
-#   tests/slurm/start_cluster.sh            # install if needed, start, wait until idle
-#   source <(tests/slurm/start_cluster.sh --env)   # only print the environment
+#   tests/slurm/start_cluster.sh      # install if needed, start, wait until idle
 #
 # What it does (idempotent: a second call with the cluster up only checks it):
 #   * installs Debian 12's `munge slurm-wlm` (22.05) with apt-get if a daemon or
 #     client command is missing;
-#   * writes $STATE/slurm.conf: one node named `hostname -s`, addresses pinned to
+#   * writes /etc/slurm/slurm.conf: one node named `hostname -s`, addresses pinned to
 #     127.0.0.1, CPUs = nproc, RealMemory a bit below MemTotal, no cgroups
 #     (proctrack/linuxproc, task/none, jobacct_gather/none), no accounting
 #     database (so the snakemake plugin must use `--slurm-status-command squeue`,
@@ -16,8 +15,9 @@
 #     slurmctld and slurmd directly (no systemd), records the PIDs it started in
 #     $STATE/pids/, and waits until `sinfo` reports the node idle.
 #
-# Clients need SLURM_CONF=$STATE/slurm.conf (the conf is kept out of /etc/slurm so
-# that a real installation is never overwritten); `--env` prints the exports.
+# The conf must be at the default path: the plugin's job step (inside each SLURM
+# job) strips SLURM_* variables, SLURM_CONF included, before calling srun. A
+# /etc/slurm/slurm.conf not written by this script is never overwritten (exit 77).
 #
 # Environment:
 #   PGPROBE_SLURM_STATE      state dir            (default /tmp/pgprobe-slurm)
@@ -39,17 +39,11 @@ SLURMD_PORT=${PGPROBE_SLURM_SLURMD_PORT:-16818}
 PARTITION=${PGPROBE_SLURM_PARTITION:-local}
 CLUSTER=pgprobe
 NODE=$(hostname -s)
-CONF=$STATE/slurm.conf
+CONF=/etc/slurm/slurm.conf
+MARKER="# Written by pgprobe tests/slurm/start_cluster.sh"
 PIDS=$STATE/pids
 LOGS=$STATE/log
 MUNGE_SOCKET=/run/munge/munge.socket.2
-
-export SLURM_CONF=$CONF
-
-if [[ ${1:-} == --env ]]; then
-    echo "export SLURM_CONF=$CONF"
-    exit 0
-fi
 
 log() { echo "[start_cluster] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -88,6 +82,11 @@ munge_works() { timeout 10 munge -n -S "$MUNGE_SOCKET" </dev/null 2>/dev/null | 
 
 # ---------------------------------------------------------------- preconditions
 [[ $(id -u) -eq 0 ]] || cannot_run "must run as root (starts slurmctld/slurmd as root)"
+if [[ -e $CONF ]] && [[ $(head -n1 "$CONF") != "$MARKER"* ]]; then
+    cannot_run "$CONF exists and was not written by this script (a real SLURM setup?); not touching it"
+fi
+unset SLURM_CONF
+mkdir -p "$STATE"
 
 # ---------------------------------------------------------------- already up?
 if pid_alive slurmctld && pid_alive slurmd && [[ -s $CONF ]] && munge_works && node_idle; then
@@ -106,13 +105,13 @@ if ((need_install)); then
     export DEBIAN_FRONTEND=noninteractive
     apt_install() {
         timeout "$APT_TIMEOUT" apt-get install -y -q --no-install-recommends \
+            -o DPkg::Lock::Timeout=120 \
             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
             munge slurm-wlm
     }
-    mkdir -p "$STATE"
     if ! apt_install >"$STATE/apt.log" 2>&1; then
         log "apt-get install failed; running apt-get update and retrying"
-        timeout "$APT_TIMEOUT" apt-get update -q >/dev/null 2>&1 || true
+        timeout "$APT_TIMEOUT" apt-get update -q -o DPkg::Lock::Timeout=120 >/dev/null 2>&1 || true
         apt_install >&2 || cannot_run "apt-get install munge slurm-wlm failed"
     fi
     for cmd in munged slurmctld slurmd sbatch squeue sinfo scontrol srun; do
@@ -124,10 +123,10 @@ fi
 # Anything of ours left from a half-started earlier run is stopped first.
 if [[ -d $PIDS ]]; then
     log "stopping leftovers of an earlier start"
-    "$(dirname "${BASH_SOURCE[0]}")/stop_cluster.sh" || true
+    bash "$(dirname "${BASH_SOURCE[0]}")/stop_cluster.sh" || true
 fi
 
-mkdir -p "$STATE" "$PIDS" "$LOGS" "$STATE/slurmctld" "$STATE/slurmd" /run/slurm
+mkdir -p "$STATE" "$PIDS" "$LOGS" "$STATE/slurmctld" "$STATE/slurmd" /run/slurm /etc/slurm
 chmod 755 "$STATE"
 
 # ---------------------------------------------------------------- munge
@@ -135,7 +134,7 @@ install -d -o munge -g munge -m 0755 /run/munge
 install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge /etc/munge
 if [[ ! -s /etc/munge/munge.key ]]; then
     log "creating /etc/munge/munge.key"
-    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+    (umask 077 && dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none)
 fi
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
@@ -162,7 +161,7 @@ mem_total_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
 real_mem_mb=$((mem_total_mb * 9 / 10))
 
 cat >"$CONF.tmp" <<EOF
-# Written by pgprobe tests/slurm/start_cluster.sh -- single-node test cluster.
+$MARKER -- single-node test cluster, state in $STATE
 ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -207,6 +206,10 @@ mv "$CONF.tmp" "$CONF"
 log "wrote $CONF (node $NODE, CPUs=$cpus, RealMemory=${real_mem_mb}MB, partition $PARTITION)"
 
 # ---------------------------------------------------------------- daemons
+# fresh logs for a fresh cluster (job ids restart at 1 with slurmctld -c)
+for f in slurmctld.log slurmd.log slurmctld.out slurmd.out; do
+    if [[ -e $LOGS/$f ]]; then mv -f "$LOGS/$f" "$LOGS/$f.1"; fi
+done
 # -c: start from a clean job state (no jobs from an earlier test run)
 setsid slurmctld -D -c -f "$CONF" </dev/null >>"$LOGS/slurmctld.out" 2>&1 &
 echo $! >"$PIDS/slurmctld.pid"
@@ -228,4 +231,3 @@ for d in slurmctld slurmd; do
     pid_alive "$d" || die "$d exited right after start (see $LOGS)"
 done
 log "slurmd running (pid $(<"$PIDS/slurmd.pid")); node $NODE idle in partition $PARTITION"
-log "clients: export SLURM_CONF=$CONF"

@@ -12,7 +12,7 @@ set -euo pipefail
 STATE=${PGPROBE_SLURM_STATE:-/tmp/pgprobe-slurm}
 TIMEOUT=${PGPROBE_SLURM_TIMEOUT:-60}
 PIDS=$STATE/pids
-export SLURM_CONF=$STATE/slurm.conf
+unset SLURM_CONF  # the cluster's conf is /etc/slurm/slurm.conf
 
 log() { echo "[stop_cluster] $*" >&2; }
 
@@ -31,7 +31,7 @@ recorded_pid() {
 
 # Cancel leftover jobs while slurmctld still answers, so that no job step keeps
 # running after the daemons are gone.
-if recorded_pid slurmctld >/dev/null && [[ -s $SLURM_CONF ]]; then
+if recorded_pid slurmctld >/dev/null; then
     timeout 10 scancel --quiet --user="$(id -un)" 2>/dev/null || true
     deadline=$((SECONDS + 15))
     while ((SECONDS < deadline)) &&
@@ -49,14 +49,14 @@ for name in slurmd slurmctld munged; do
         deadline=$((SECONDS + TIMEOUT))
         while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do
             # a zombie of ours counts as gone
-            [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+            if [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; then break; fi
             sleep 0.2
         done
         if [[ -e /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
             log "$name (pid $pid) ignored SIGTERM for ${TIMEOUT}s; sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
             sleep 0.5
-            [[ -e /proc/$pid ]] && { log "could not kill $name (pid $pid)"; status=1; }
+            if [[ -e /proc/$pid ]]; then log "could not kill $name (pid $pid)"; status=1; fi
         fi
     fi
     rm -f "$PIDS/$name.pid"
