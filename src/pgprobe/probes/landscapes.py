@@ -299,7 +299,9 @@ def episode_returns(agent, seed_keys: list[tuple], chunk_size: int,
     ``pgprobe.sampling.stream_rngs(key)``; actions a = μ(s) + σ·ξ (ξ ~ N(0, I), float32, from
     the key's generator) clipped to the action bounds, as in ``pgprobe.sampling.rollout``.
     Episodes of a chunk step in lockstep (one batched forward pass per step); a finished
-    episode's env stops.  Results depend only on the keys, not on chunking.
+    episode's env stops.  Each episode depends only on its key (up to float32 rounding of
+    batched forward passes of other sizes: for a fixed ``chunk_size`` results are bit-identical
+    however points are spread over workers and shards).
     """
     from ..envs import make_env
     from ..sampling import stream_rngs
