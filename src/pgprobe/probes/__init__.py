@@ -1,0 +1,1 @@
+"""Probes: one module per measurement of a checkpoint (``pgprobe probe NAME``)."""

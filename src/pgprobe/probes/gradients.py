@@ -1,0 +1,345 @@
+"""Gradient-estimate quality probe (paper §2.1, Figures 1, 2, 9 and 10).
+
+Usage::
+
+  pgprobe probe gradients --checkpoint runs/.../iter0150.pt --out gradients/iter0150.nc \\
+      [--settings '{"max_sample_count": 32768, "reference_samples": 1048576}'] \\
+      [--workers N] [--seed S] [--shards iter0150.shard0.nc iter0150.shard1.nc ...]
+  pgprobe probe gradients-shard --checkpoint runs/.../iter0150.pt \\
+      --out gradients/iter0150.shard3.nc --shard 3 [--settings ...] [--workers N] [--seed S]
+
+What it measures.  The gradient of the surrogate at θ0 (eq. 1) with the advantages
+normalized as the algorithms normalize them (eq. 15),
+
+  ĝ = (1/n) Σ_i ∇θ log π_θ(a_i|s_i) · (A_i − μ_A) / σ_A,
+
+A_i the GAE advantages (γ, λ of the checkpoint) computed from the checkpoint's value net,
+θ every policy parameter (mean MLP and the state-independent log-std), flattened.  An
+estimate from n samples is one stream of n steps from the frozen policy (whole trajectories
+from a reset, the last cut and bootstrapped), exactly the way the algorithms collect their
+2048-step batches.  For every sample count n of the grid, ``estimates`` (M) independent
+estimates are drawn; the dataset keeps
+
+* the cosine similarity of all M(M−1)/2 pairs (variance, Figures 1 and 9), and
+* the cosine similarity of each estimate with a reference ("true") gradient from
+  ``reference_samples`` samples (convergence, Figures 2 and 10).
+
+The reference is made of ⌈reference_samples / reference_stream_steps⌉ streams of
+``reference_stream_steps`` steps.  Its eq. (15) normalization uses the mean and standard
+deviation of the advantages over the whole reference sample, so it is computed from
+sufficient statistics that add across streams and shards (``GradientSums``):
+ĝ = (S_gA − μ_A S_g) / (n σ_A) with S_gA = Σ∇logπ·A, S_g = Σ∇logπ, μ_A = ΣA/n,
+σ_A² = ΣA²/n − μ_A².  ``gradients-shard`` computes those sums for shard K of
+``reference_shards`` (whole sampler chunks, so each stream's samples are bitwise those of an
+unsharded run) into a NetCDF file; ``gradients --shards FILES`` gathers them instead of
+sampling the reference itself, and the result equals the unsharded one up to float64
+summation order.
+
+Gradients are computed by exact float64 back-propagation in numpy inside the sampler's
+worker processes (``pgprobe.probes._grid.PolicyGradientModel``), so no sample crosses a
+process boundary and M estimates cost M vectorized passes, not M·n Python steps.
+
+Dataset (kind "gradients"): dims sample_count × estimate, sample_count × pair (coords
+estimate_a, estimate_b), plus env, algo, seed, iteration (length 1; per-checkpoint files
+merge with ``xarray.combine_by_coords``).  See docs/datasets/gradients.md.
+
+Scale.  The paper uses ten estimates per sample count, sample counts up to ~10⁵ and a
+reference of 10⁶ (Hopper, Walker2d) to 10⁷ (Humanoid) state-action pairs.  The defaults
+here (1K…16K, reference 128K) are sized for the default config on a 2-core machine; the
+paper preset sets ``max_sample_count`` ≈ 131072 and ``reference_samples`` = 10⁶–10⁷ with
+``reference_shards`` jobs.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import PgprobeError
+from . import _grid
+
+PURPOSE_ESTIMATE = 101
+PURPOSE_REFERENCE = 102
+
+DEFAULTS = {
+    "sample_counts": None,           # explicit grid (list of ints); null: doubling grid below
+    "min_sample_count": 1024,        # doubling grid: min · 2^k ≤ max
+    "max_sample_count": 16384,
+    "estimates": 10,                 # independent estimates per sample count (M)
+    "reference_samples": 131072,     # state-action pairs behind the reference gradient
+    "reference_stream_steps": 2048,  # steps per reference stream
+    "reference_shards": 1,           # shards the workflow splits the reference into
+    "chunk_size": 8,                 # streams stepped in lockstep per worker task
+    "seed": 0,                       # probe seed (--seed overrides)
+}
+SETTING_KINDS = {
+    "sample_counts": "pos_int_list_or_null", "min_sample_count": "pos_int",
+    "max_sample_count": "pos_int", "estimates": "pos_int", "reference_samples": "pos_int",
+    "reference_stream_steps": "pos_int", "reference_shards": "pos_int", "chunk_size": "pos_int",
+    "seed": "nonneg_int",
+}
+# Settings that define the reference sample: shards must agree on them to be gathered.
+REFERENCE_KEYS = ("reference_samples", "reference_stream_steps", "reference_shards", "chunk_size", "seed")
+
+
+def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
+    settings = _grid.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "gradients")
+    if seed is not None:
+        settings["seed"] = int(seed)
+    _grid.sample_count_grid(settings)  # validates min ≤ max
+    return settings
+
+
+# ---------------------------------------------------------------------------- streams
+def estimate_streams(settings: dict, ckpt, purpose: int = PURPOSE_ESTIMATE) -> list:
+    """One stream per (sample count, estimate), largest sample counts first (balances the
+    worker pool); seed key (seed, ckpt seed, ckpt iteration, purpose, n, estimate)."""
+    from ..sampling import StreamSpec
+    grid = _grid.sample_count_grid(settings)
+    return [StreamSpec((settings["seed"], ckpt.seed, ckpt.iteration, purpose, n, e), n)
+            for n in sorted(grid, reverse=True) for e in range(settings["estimates"])]
+
+
+def reference_streams(settings: dict, ckpt, purpose: int = PURPOSE_REFERENCE) -> list:
+    from ..sampling import StreamSpec
+    length = settings["reference_stream_steps"]
+    count = math.ceil(settings["reference_samples"] / length)
+    return [StreamSpec((settings["seed"], ckpt.seed, ckpt.iteration, purpose, j), length)
+            for j in range(count)]
+
+
+def _model_and_reduce(ckpt):
+    agent = ckpt.frozen_agent()
+    model = _grid.PolicyGradientModel.from_agent(agent)
+    reduce = partial(_grid.stream_gradient_sums, model=model, gamma=agent.gamma, lam=agent.gae_lambda)
+    return agent, model, reduce
+
+
+class ReferenceSums:
+    """Gathered reference: gradient sums plus the trajectories behind them."""
+
+    def __init__(self, parameter_count: int):
+        from ..estimators import GradientSums
+        self.sums = GradientSums(np.zeros(parameter_count), np.zeros(parameter_count), 0.0, 0.0, 0)
+        self.trajectory_count = 0
+        self.episode_count = 0
+        self.episode_length_sum = 0.0
+
+    def add_stream(self, summary: _grid.StreamSummary) -> None:
+        self.sums = self.sums + summary.sums
+        self.trajectory_count += summary.trajectory_count
+        self.episode_count += len(summary.episode_lengths)
+        self.episode_length_sum += float(sum(summary.episode_lengths))
+
+    def add(self, other: "ReferenceSums") -> None:
+        self.sums = self.sums + other.sums
+        self.trajectory_count += other.trajectory_count
+        self.episode_count += other.episode_count
+        self.episode_length_sum += other.episode_length_sum
+
+    @property
+    def mean_episode_length(self) -> float:
+        return self.episode_length_sum / self.episode_count if self.episode_count else math.nan
+
+
+def sample_reference(ckpt, settings: dict, workers: int | None, shard: int | None = None,
+                     label: str = "reference") -> ReferenceSums:
+    """Sample the reference streams (all, or shard ``shard`` of ``reference_shards``)."""
+    from ..sampling import sample_streams
+    agent, model, reduce = _model_and_reduce(ckpt)
+    streams = reference_streams(settings, ckpt)
+    if shard is not None:
+        streams = _grid.chunk_aligned_shard(streams, settings["chunk_size"], shard, settings["reference_shards"])
+    out = ReferenceSums(model.parameter_count)
+    start = time.perf_counter()
+    summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
+                               reduce=reduce, progress=label) if streams else []
+    for summary in summaries:
+        out.add_stream(summary)
+    wall = time.perf_counter() - start
+    grad_cpu = sum(s.gradient_seconds for s in summaries)
+    print(f"pgprobe: {label}: {out.sums.count} samples, {out.trajectory_count} trajectories in "
+          f"{wall:.1f} s wall ({grad_cpu:.1f} CPU-s of it GAE + gradients)", file=sys.stderr)
+    return out
+
+
+# ---------------------------------------------------------------------------- shards
+def shard_dataset(ref: ReferenceSums, ckpt, settings: dict, shard: int) -> xr.Dataset:
+    from ..datasets import provenance, variable
+    s = ref.sums
+    unit = "parameter units"
+    ds = xr.Dataset({
+        "sum_grad_adv": variable(("parameter",), s.sum_grad_adv, "sum over samples of grad log pi times GAE advantage", unit),
+        "sum_grad": variable(("parameter",), s.sum_grad, "sum over samples of grad log pi", unit),
+        "sum_adv": variable((), float(s.sum_adv), "sum of GAE advantages", "reward units"),
+        "sum_adv_sq": variable((), float(s.sum_adv_sq), "sum of squared GAE advantages", "reward units squared"),
+        "count": variable((), int(s.count), "state-action pairs in this shard", "state-action pairs"),
+        "trajectory_count": variable((), int(ref.trajectory_count), "trajectories in this shard", "trajectories"),
+        "episode_count": variable((), int(ref.episode_count), "completed episodes in this shard", "episodes"),
+        "episode_length_sum": variable((), float(ref.episode_length_sum), "summed length of completed episodes",
+                                       "steps"),
+    }, coords={"parameter": variable(("parameter",), np.arange(s.sum_grad.size),
+                                     "index into the flattened policy parameters", "1")})
+    ds.attrs = provenance("gradients-shard", config_section=settings, checkpoint_sha256=ckpt.sha256,
+                          shard=int(shard), shard_count=int(settings["reference_shards"]),
+                          reference_key=_reference_key(settings, ckpt))
+    return ds
+
+
+def _reference_key(settings: dict, ckpt) -> str:
+    import json
+    return json.dumps({"checkpoint_sha256": ckpt.sha256, **{k: settings[k] for k in REFERENCE_KEYS}},
+                      sort_keys=True)
+
+
+def gather_shards(paths: list, ckpt, settings: dict, kind: str = "gradients-shard") -> ReferenceSums:
+    """Sum shard files; refuse shards of another checkpoint or reference setting, duplicates,
+    and missing shards (one-line PgprobeError naming the file)."""
+    from ..datasets import open_dataset
+    from ..estimators import GradientSums
+    expected = settings["reference_shards"]
+    key = _reference_key(settings, ckpt)
+    by_index = {}
+    for path in paths:
+        ds = open_dataset(path, kind)
+        if ds.attrs.get("reference_key") != key:
+            raise PgprobeError(f"shard {str(path)!r} was computed for another checkpoint or other "
+                               f"reference settings ({', '.join(REFERENCE_KEYS)}) than this run")
+        index = int(ds.attrs["shard"])
+        if index in by_index:
+            raise PgprobeError(f"shard {str(path)!r}: shard {index} given twice")
+        by_index[index] = ds
+    missing = sorted(set(range(expected)) - set(by_index))
+    if missing:
+        raise PgprobeError(f"missing reference shard(s) {missing} of reference_shards = {expected}")
+    parameter_count = ckpt.policy.log_std.numel() + sum(
+        p.numel() for p in ckpt.policy.mean_net.parameters())
+    out = ReferenceSums(parameter_count)
+    for index in range(expected):
+        ds = by_index[index]
+        if ds.sizes.get("parameter") != parameter_count:
+            raise PgprobeError(f"shard {index} has {ds.sizes.get('parameter')} parameters, "
+                               f"the checkpoint's policy has {parameter_count}")
+        part = ReferenceSums(parameter_count)
+        part.sums = GradientSums(ds["sum_grad_adv"].values.astype(np.float64),
+                                 ds["sum_grad"].values.astype(np.float64), float(ds["sum_adv"]),
+                                 float(ds["sum_adv_sq"]), int(ds["count"]))
+        part.trajectory_count = int(ds["trajectory_count"])
+        part.episode_count = int(ds["episode_count"])
+        part.episode_length_sum = float(ds["episode_length_sum"])
+        out.add(part)
+    if out.sums.count == 0:
+        raise PgprobeError("the gathered reference shards hold no samples")
+    return out
+
+
+# ---------------------------------------------------------------------------- estimates
+def sample_estimates(ckpt, settings: dict, workers: int | None):
+    """(grid, gradients (S, M, P), trajectory counts (S, M), mean episode lengths (S, M))."""
+    from ..sampling import sample_streams
+    agent, model, reduce = _model_and_reduce(ckpt)
+    grid = _grid.sample_count_grid(settings)
+    streams = estimate_streams(settings, ckpt)
+    summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
+                               reduce=reduce, progress="gradient estimates")
+    count_m = settings["estimates"]
+    gradients = np.zeros((len(grid), count_m, model.parameter_count))
+    trajectories = np.zeros((len(grid), count_m), np.int64)
+    lengths = np.zeros((len(grid), count_m))
+    row = {n: i for i, n in enumerate(grid)}
+    for spec, summary in zip(streams, summaries):
+        i, e = row[spec.step_count], spec.seed_key[-1]
+        gradients[i, e] = summary.sums.gradient()
+        trajectories[i, e] = summary.trajectory_count
+        lengths[i, e] = _grid.mean_or_nan(summary.episode_lengths)
+    return grid, gradients, trajectories, lengths
+
+
+def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list | None = None) -> xr.Dataset:
+    """The gradients dataset of one checkpoint (reference sampled here or gathered)."""
+    from ..checkpoint import load_checkpoint
+    from ..datasets import add_run_coords, provenance, variable
+
+    ckpt = load_checkpoint(checkpoint)
+    ckpt.require_finite()
+    if shard_paths:
+        reference = gather_shards(shard_paths, ckpt, settings)
+    else:
+        reference = sample_reference(ckpt, settings, workers)
+    grid, gradients, trajectories, lengths = sample_estimates(ckpt, settings, workers)
+    ref_gradient = reference.sums.gradient()
+    ds = _grid.similarity_dataset(
+        quantity="gradient", sample_counts=grid, estimates=gradients, reference=ref_gradient,
+        trajectory_counts=trajectories, mean_episode_lengths=lengths,
+        reference_sample_count=reference.sums.count, reference_trajectory_count=reference.trajectory_count,
+        reference_mean_episode_length=reference.mean_episode_length,
+        extra={"reference_advantage_std": variable(
+            (), math.sqrt(max(reference.sums.sum_adv_sq / reference.sums.count
+                              - (reference.sums.sum_adv / reference.sums.count) ** 2, 0.0)),
+            "standard deviation of the reference's GAE advantages (eq. 15 divisor)", "reward units")})
+    ds = add_run_coords(ds, ckpt.env_id, ckpt.algo, ckpt.seed, ckpt.iteration)
+    ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,
+                          reference_shard_files=len(shard_paths or []),
+                          estimator="eq. 1 surrogate gradient at theta0, GAE advantages normalized by eq. 15")
+    return ds
+
+
+# ---------------------------------------------------------------------------- CLI
+def _common_arguments(parser) -> None:
+    from ..cli import nonnegative_int, positive_int
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    parser.add_argument("--out", required=True, help="output NetCDF file")
+    parser.add_argument("--settings", help="JSON object: the config section probes.gradients")
+    parser.add_argument("--workers", type=positive_int, help="sampler worker processes (default: all cores)")
+    parser.add_argument("--seed", type=nonnegative_int, help="probe seed (overrides settings.seed)")
+
+
+def _cmd_gradients(args) -> None:
+    from ..datasets import write_netcdf
+    settings = resolve_settings(args.settings, args.seed)
+    ds = run(args.checkpoint, settings, args.workers, args.shards)
+    write_netcdf(ds, args.out)
+    print(f"wrote {args.out}")
+
+
+def _cmd_shard(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..datasets import write_netcdf
+    settings = resolve_settings(args.settings, args.seed)
+    if args.shard >= settings["reference_shards"]:
+        raise PgprobeError(f"--shard {args.shard}: expected 0 ≤ shard < reference_shards = "
+                           f"{settings['reference_shards']}")
+    ckpt = load_checkpoint(args.checkpoint)
+    ckpt.require_finite()
+    ref = sample_reference(ckpt, settings, args.workers, shard=args.shard, label=f"reference shard {args.shard}")
+    write_netcdf(shard_dataset(ref, ckpt, settings, args.shard), args.out)
+    print(f"wrote {args.out}")
+
+
+def shard_path(out: str | Path, shard: int) -> Path:
+    """The conventional shard file name: FILE.nc → FILE.shardK.nc."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.shard{int(shard)}{out.suffix or '.nc'}")
+
+
+def add_parser(subparsers) -> None:
+    from ..cli import nonnegative_int
+    parser = subparsers.add_parser(
+        "gradients", help="gradient-estimate variance and convergence vs sample count (§2.1, Figs 1, 2, 9, 10)",
+        description=__doc__.split("\n\n")[0])
+    _common_arguments(parser)
+    parser.add_argument("--shards", nargs="+", metavar="FILE",
+                        help="gather the reference from these gradients-shard files instead of sampling it")
+    parser.set_defaults(func=_cmd_gradients)
+
+    shard = subparsers.add_parser(
+        "gradients-shard", help="one shard of the reference gradient's sufficient statistics")
+    _common_arguments(shard)
+    shard.add_argument("--shard", required=True, type=nonnegative_int,
+                       help="shard index K, 0 ≤ K < settings.reference_shards")
+    shard.set_defaults(func=_cmd_shard)
