@@ -30,10 +30,24 @@ Baselines (eq. 2):
   ``true_value_validation_streams`` streams are held out of the fit; the MRE and explained
   variance on them are recorded (``true_value_fit_mre``, ``true_value_fit_explained_variance``),
   next to the agent's value net on the same samples (``value_net_reference_mre``).
-* ``zero``: b ≡ 0 with λ = 1, i.e. advantages replaced by discounted returns (no bootstrap).
+* ``zero``: b ≡ 0 with λ = ``zero_baseline_lambda`` (default 1), i.e. advantages replaced by
+  discounted returns Σ_k γ^k r_{t+k} of the rest of the trajectory segment (no bootstrap), as
+  the paper describes it ("replacing advantages with returns").  With λ < 1 it is GAE with
+  V ≡ 0, the (γλ)-discounted reward sum.  Note that eq. (15)'s normalization subtracts the
+  batch mean, so with ``normalize_advantages`` the "zero" baseline is in effect a constant
+  (batch-mean) baseline.
 
 A function baseline b replaces V everywhere GAE uses it: δ_t = r_t + γ b(s_{t+1}) − b(s_t),
-including the bootstrap at cut trajectory ends, with the checkpoint's λ.
+including the bootstrap at cut trajectory ends, with the checkpoint's λ (``advantage_lambda``
+overrides it for the agent and function baselines; 1 gives Monte-Carlo advantages R_t − b(s_t),
+eq. 2 with b as a pure baseline).
+
+Closed-form check (tests/test_baselines.py): on the LinearQuadraticBandit the fitted true
+value is within 3% (MRE) of the exact V, and gives the same pairwise similarities as the
+exact V.  There the exact V is NOT the lowest-variance baseline with GAE (λ = 0.95): states
+do not depend on actions and episodes end at random, so the TD residuals of an exact V carry
+a ±γV(s') termination term, while a V ≈ 0 (the barely trained value net) gives unbiased,
+lower-variance advantages; with λ = 1 the baselines are statistically indistinguishable.
 
 Paired comparison: every baseline uses the SAME sampled streams (identical seeds, hence
 identical states, actions and rewards; checked), so only the baseline differs.  The sampler
@@ -42,8 +56,10 @@ re-running the same streams with b in place of the agent's value function; the p
 sees b, so the trajectories are the same.
 
 Sharding the "true" value reference: the reference sample is ``true_value_streams`` streams,
-stream i seeded by (probe seed, checkpoint seed, iteration, 302, i).  Shard K of
-S = ``true_value_shards`` samples the streams i ≡ K (mod S) and writes their (stream, obs,
+stream i seeded by (probe seed, checkpoint seed, iteration, 302, i), sampled in lockstep chunks
+of ``chunk_size`` consecutive streams.  Shard K of S = ``true_value_shards`` samples the
+chunks c ≡ K (mod S) (whole chunks, so each stream's samples are bitwise those of an
+unsharded run) and writes their (stream, obs,
 return, bootstrap weight) to a NetCDF file (kind "baselines-shard").  The gather
 (``--shards``) checks that the files come from the same checkpoint, probe seed and settings
 and cover every shard once, concatenates the samples in stream order and fits the net.  The
@@ -62,6 +78,7 @@ N ∈ {512, 2048, 8192}, M = 8) are sized for the default config on a 2-core mac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -89,6 +106,8 @@ DEFAULTS = {
     "true_value_minibatch": 256,          # samples per Adam step
     "true_value_lr": 0.001,               # Adam learning rate (linearly annealed to 0)
     "max_bootstrap_weight": 0.05,         # drop fit samples whose return leans on V more
+    "zero_baseline_lambda": 1.0,          # zero baseline: GAE with V ≡ 0 and this λ (1: returns)
+    "advantage_lambda": None,             # λ of the other baselines' GAE (null: the checkpoint's)
     "chunk_size": 16,                     # streams stepped in lockstep
 }
 SETTING_KINDS = {
@@ -96,7 +115,8 @@ SETTING_KINDS = {
     "true_value_streams": "pos_int", "true_value_stream_steps": "pos_int",
     "true_value_validation_streams": "pos_int", "true_value_shards": "pos_int",
     "true_value_epochs": "pos_int", "true_value_minibatch": "pos_int", "true_value_lr": "pos_float",
-    "max_bootstrap_weight": "unit", "chunk_size": "pos_int",
+    "max_bootstrap_weight": "unit", "chunk_size": "pos_int", "zero_baseline_lambda": "unit",
+    "advantage_lambda": "unit_or_null",
 }
 # Settings that define the reference sample (a shard file must match them).
 REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_shards",
@@ -115,9 +135,10 @@ def checked_settings(given) -> dict:
         raise PgprobeError(f"probes.baselines setting true_value_validation_streams="
                            f"{settings['true_value_validation_streams']}: expected fewer than "
                            f"true_value_streams={settings['true_value_streams']}")
-    if settings["true_value_shards"] > settings["true_value_streams"]:
+    chunks = math.ceil(settings["true_value_streams"] / settings["chunk_size"])
+    if settings["true_value_shards"] > chunks:
         raise PgprobeError(f"probes.baselines setting true_value_shards={settings['true_value_shards']}: "
-                           f"expected at most true_value_streams={settings['true_value_streams']}")
+                           f"expected at most {chunks} (true_value_streams / chunk_size sampler chunks)")
     settings["sample_counts"] = sorted(settings["sample_counts"])
     return settings
 
@@ -141,8 +162,9 @@ class Baseline:
 def reference_specs(checkpoint, settings: dict, seed: int, shard: int | None = None):
     from ..sampling import StreamSpec
 
-    count = settings["true_value_streams"]
-    indices = range(count) if shard is None else range(shard, count, settings["true_value_shards"])
+    count, chunk = settings["true_value_streams"], settings["chunk_size"]
+    indices = [i for i in range(count)
+               if shard is None or (i // chunk) % settings["true_value_shards"] == shard]
     return [(i, StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_REFERENCE, i),
                            settings["true_value_stream_steps"])) for i in indices]
 
@@ -175,6 +197,20 @@ def sample_reference(checkpoint, settings: dict, seed: int, workers: int, shard:
         "returns": np.concatenate([o[1] for o in out]),
         "weight": np.concatenate([o[2] for o in out]),
     }
+
+
+@contextlib.contextmanager
+def single_torch_thread():
+    """Small MLPs: one intra-op thread is ~10x faster than two on a busy 2-core machine, and
+    parallelism comes from sampler processes anyway."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progress: bool = False):
@@ -329,24 +365,33 @@ def default_baselines(true_value_net) -> list[Baseline]:
     ]
 
 
-def _advantages(rollout, baseline: Baseline, gamma: float, lam: float) -> np.ndarray:
+def _advantages(rollout, baseline: Baseline, gamma: float, lam: float, zero_lam: float) -> np.ndarray:
     from ..estimators import rollout_advantages
 
     if baseline.kind == "zero":
         zeros = np.zeros_like(rollout.rewards)
-        return rollout_advantages(rollout, gamma, 1.0, values=zeros, next_values=zeros)[0]
-    return rollout_advantages(rollout, gamma, lam)[0]
+        return rollout_advantages(rollout, gamma, zero_lam, values=zeros, next_values=zeros)[0]
+    values = None if baseline.kind == "agent" else rollout.values  # (function: sampled b(s))
+    return rollout_advantages(rollout, gamma, lam, values=values)[0]
 
 
 def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, workers: int = 1,
                       shards: Sequence[str] | None = None, baselines: list[Baseline] | None = None,
+                      extra_baselines: list[Baseline] | None = None,
                       progress: bool = False) -> xr.Dataset:
     """Compute the baselines dataset for one loaded checkpoint (see the module docstring).
 
-    ``baselines``: the baselines to compare (default: true_value, value_net, zero).  When none
-    of them is the fitted ``true_value``, pass ``baselines`` to skip the reference fit; the fit
-    statistics are then NaN.
+    ``baselines``: replace the default three (true_value, value_net, zero); the reference fit
+    is then skipped and its statistics are NaN.  ``extra_baselines``: compared in addition to
+    the default three (e.g. an exact value function on the closed-form env).
     """
+    with single_torch_thread():
+        return _measure_baselines(checkpoint, settings, seed, workers, shards, baselines,
+                                  extra_baselines, progress)
+
+
+def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, extra_baselines,
+                       progress) -> xr.Dataset:
     from ..datasets import add_run_coords, provenance, variable
     from ..estimators import gradient_sums
     from ..sampling import StreamSpec, sample_streams
@@ -354,7 +399,8 @@ def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, w
 
     settings = checked_settings(settings)
     hp = checkpoint.hyperparameters
-    gamma, lam = float(hp["gamma"]), float(hp["gae_lambda"])
+    gamma = float(hp["gamma"])
+    lam = float(hp["gae_lambda"] if settings["advantage_lambda"] is None else settings["advantage_lambda"])
     agent = checkpoint.frozen_agent()
 
     fit_stats = dict.fromkeys(["train_samples", "validation_samples", "train_mre", "validation_mre",
@@ -365,6 +411,7 @@ def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, w
                      else sample_reference(checkpoint, settings, seed, workers, progress=progress))
         net, fit_stats = fit_true_value(checkpoint, reference, settings, seed, progress)
         baselines = default_baselines(net)
+    baselines = list(baselines) + list(extra_baselines or [])
     names = [b.name for b in baselines]
     if len(set(names)) != len(names):
         raise PgprobeError(f"baseline names must be distinct, got {names}")
@@ -401,7 +448,7 @@ def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, w
             grads = []
             for e in range(m):
                 r = rollouts[ci * m + e]
-                adv = _advantages(r, b, gamma, lam)
+                adv = _advantages(r, b, gamma, lam, settings["zero_baseline_lambda"])
                 g = gradient_sums(checkpoint.policy, r.obs, r.actions, adv).gradient(
                     settings["normalize_advantages"])
                 grads.append(g)

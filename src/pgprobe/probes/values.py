@@ -17,6 +17,11 @@ of the checkpoint's value net V against three targets y:
   On held-out rollouts V_old is the value net's own prediction at sampling time.
 * ``returns``: the discounted return R_t = Σ_k γ^k r_{t+k} (rewards scaled exactly as in
   training, the value net's scale), a single-rollout Monte-Carlo sample of V^π(s_t) (eq. 3).
+* ``undiscounted_returns`` (held-out only, diagnostic): Σ_k r_{t+k}, the undiscounted scaled
+  reward-to-go of the rest of the episode, on complete episodes only (terminated or ended by
+  the time limit; the stream's cut last trajectory is excluded).  The value net does not
+  estimate this quantity (it targets the γ-discounted value); it is kept because an MRE of
+  the paper's size (~50%) appears against it, not against discounted returns.
 * ``true_value`` (held-out only, beyond the paper): V^π(s_t) estimated by restoring the
   MuJoCo simulator state (qpos, qvel) of s_t and averaging ``true_value_rollouts`` fresh
   rollouts of the frozen policy from it (frozen observation normalization, rewards scaled as
@@ -43,9 +48,9 @@ definition of "return" as the ``returns`` target; with H = 300 and γ = 0.99 the
 ``mre_on_true_value_states`` compares all three targets on the same states.  Environments
 without a MuJoCo state (e.g. the closed-form bandit) get NaN for ``true_value``.
 
-Dataset (kind "values"): dims split (train, heldout) × target (gae, returns, true_value) ×
-sample, plus the run dims env, algo, seed, iteration (length 1; files merge with
-``xarray.combine_by_coords``).  Per-sample predictions, targets, inclusion masks and
+Dataset (kind "values"): dims split (train, heldout) × target (gae, returns, true_value,
+undiscounted_returns) × sample, plus the run dims env, algo, seed, iteration (length 1;
+files merge with ``xarray.combine_by_coords``).  Per-sample predictions, targets, inclusion masks and
 bootstrap weights are kept so any MRE variant can be recomputed.  See
 docs/datasets/values.md.
 
@@ -72,7 +77,7 @@ PURPOSE_TRUE_VALUE = 202
 PURPOSE_TRUE_VALUE_STATES = 203
 
 SPLITS = ["train", "heldout"]
-TARGETS = ["gae", "returns", "true_value"]
+TARGETS = ["gae", "returns", "true_value", "undiscounted_returns"]
 
 DEFAULTS = {
     "heldout_streams": 4,            # independent held-out streams
@@ -125,6 +130,8 @@ def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dic
             bad = "a non-negative integer"
         elif kind == "unit" and not (is_num and 0 <= value <= 1):
             bad = "a number in [0, 1]"
+        elif kind == "unit_or_null" and not (value is None or (is_num and 0 <= value <= 1)):
+            bad = "null or a number in [0, 1]"
         elif kind == "pos_float" and not (is_num and value > 0 and math.isfinite(value)):
             bad = "a positive number"
         elif kind == "bool" and not isinstance(value, bool):
@@ -147,6 +154,20 @@ def load_checked_checkpoint(path):
 
 
 # ---------------------------------------------------------------------------- rollout helpers
+def complete_episode_mask(rollout) -> np.ndarray:
+    """True for samples whose trajectory segment ends by termination or the time limit
+    (not by the stream's cut)."""
+    ends = np.asarray(rollout.segment_end, bool)
+    finished = np.asarray(rollout.terminated, bool) | np.asarray(rollout.truncated, bool)
+    mask = np.zeros(ends.size, bool)
+    current = False
+    for t in range(ends.size - 1, -1, -1):
+        if ends[t]:
+            current = bool(finished[t])
+        mask[t] = current
+    return mask
+
+
 def segment_bookkeeping(rollout, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """(bootstrap_weight, episode_step) per sample of one stream.
 
@@ -325,11 +346,14 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
                         settings["heldout_steps"]) for i in range(settings["heldout_streams"])]
     rollouts = sample_streams(agent, specs, workers=workers, chunk_size=settings["chunk_size"],
                               record_states=restore, progress="values: held-out" if progress else None)
-    pred, gae_t, ret_t, weight, ep_step, states = [], [], [], [], [], []
+    pred, gae_t, ret_t, weight, ep_step, states, undisc, complete = [], [], [], [], [], [], [], []
     for r in rollouts:
         adv = gae(r.rewards, r.values, r.next_values, r.terminated, r.segment_end, gamma, lam)
         ret = discounted_returns(r.rewards, r.next_values, r.terminated, r.segment_end, gamma)
         w, s = segment_bookkeeping(r, gamma)
+        zeros = np.zeros_like(r.rewards)
+        undisc.append(discounted_returns(r.rewards, zeros, r.terminated, r.segment_end, 1.0))
+        complete.append(complete_episode_mask(r))
         pred.append(r.values)
         gae_t.append(r.values + adv)
         ret_t.append(ret)
@@ -343,6 +367,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     held_weight = np.concatenate(weight)
     held_step = np.concatenate(ep_step)
     held_obs = np.concatenate([r.obs for r in rollouts])
+    held_undisc = np.concatenate(undisc)
+    complete_mask = np.concatenate(complete)
     returns_mask = held_weight <= settings["max_bootstrap_weight"] + 1e-12
     episode_returns = [x for r in rollouts for x in r.episode_returns]
 
@@ -373,19 +399,23 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
 
     # ---- assemble.
     n_train, n_held = train_pred.size, held_pred.size
-    n = max(n_train, n_held, 1)
+    # Fixed length (the fit batch size or the held-out size) so that files of one config
+    # line up along ``sample`` without padding when merged.
+    n = max(n_train, n_held, int(hp["steps_per_iteration"]), 1)
     pad = lambda x: np.concatenate([np.asarray(x, np.float64), np.full(n - len(x), np.nan)])  # noqa: E731
     pad_mask = lambda x: np.concatenate([np.asarray(x, np.int8), np.zeros(n - len(x), np.int8)])  # noqa: E731
     prediction = np.stack([pad(train_pred), pad(held_pred)])
     target_value = np.stack([
-        np.stack([pad(train_targets["gae"]), pad(train_targets["returns"]), pad([])]),
-        np.stack([pad(held_gae), pad(held_ret), pad(held_true)])])
+        np.stack([pad(train_targets["gae"]), pad(train_targets["returns"]), pad([]), pad([])]),
+        np.stack([pad(held_gae), pad(held_ret), pad(held_true), pad(held_undisc)])])
     included = np.stack([
-        np.stack([pad_mask(np.ones(n_train)), pad_mask(np.ones(n_train)), pad_mask([])]),
-        np.stack([pad_mask(np.ones(n_held)), pad_mask(returns_mask), pad_mask(true_mask)])])
+        np.stack([pad_mask(np.ones(n_train)), pad_mask(np.ones(n_train)), pad_mask([]), pad_mask([])]),
+        np.stack([pad_mask(np.ones(n_held)), pad_mask(returns_mask), pad_mask(true_mask),
+                  pad_mask(complete_mask)])])
     mre = np.array([[_mre_masked(prediction[s], target_value[s, k], included[s, k])
                      for k in range(len(TARGETS))] for s in range(len(SPLITS))])
-    on_true = np.array([_mre_masked(held_pred, t, true_mask) for t in (held_gae, held_ret, held_true)])
+    on_true = np.array([_mre_masked(held_pred, t, true_mask)
+                        for t in (held_gae, held_ret, held_true, held_undisc)])
     return_noise = _mre_masked(held_ret, held_true, true_mask)
 
     sample_units = "scaled return" if hp.get("normalize_rewards") else "return"
@@ -399,7 +429,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
                                    "value-net prediction V(s) of the checkpoint", sample_units),
             "target_value": variable(("split", "target", "sample"), target_value,
                                      "regression target y (gae: V_old+A_GAE; returns: discounted "
-                                     "return; true_value: mean of restored rollouts)", sample_units),
+                                     "return; true_value: mean of restored rollouts; "
+                                     "undiscounted_returns: reward-to-go, gamma=1)", sample_units),
             "included": variable(("split", "target", "sample"), included,
                                  "1 if the sample enters the MRE of this split and target", "1"),
             "bootstrap_weight": variable(("sample",), pad(held_weight),

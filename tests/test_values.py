@@ -1,0 +1,132 @@
+"""Values probe (§2.2, eq. 4): train-split MRE equals training's own log, held-out targets,
+restored-state true values, dataset conventions, merging, CLI errors, figures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pgprobe.checkpoint import load_checkpoint
+from pgprobe.cli import main
+from pgprobe.datasets import open_dataset
+from pgprobe.errors import PgprobeError
+from pgprobe.probes import values
+
+TINY = {"heldout_streams": 2, "heldout_steps": 256, "true_value_states": 4,
+        "true_value_rollouts": 3, "true_value_horizon": 30, "max_bootstrap_weight": 0.5}
+RUN = dict(env=0, algo=0, seed=0, iteration=0)
+
+
+@pytest.fixture(scope="module")
+def hopper_values(tmp_path_factory, hopper_ppo_checkpoint):
+    out = tmp_path_factory.mktemp("values") / "iter0003.nc"
+    assert main(["probe", "values", "--checkpoint", str(hopper_ppo_checkpoint), "--out", str(out),
+                 "--settings", json.dumps(TINY), "--no-progress"]) == 0
+    return open_dataset(out, kind="values")
+
+
+def test_train_split_reproduces_training_log(hopper_values, hopper_ppo_run):
+    """On the fit batch, the probe's MREs are exactly train.nc's value_mre_gae/_returns."""
+    train = xr.open_dataset(hopper_ppo_run / "train.nc").sel(iteration=3)
+    mre = hopper_values["mre"].isel(RUN).sel(split="train")
+    assert float(mre.sel(target="gae")) == pytest.approx(float(train["value_mre_gae"]), rel=1e-5)
+    assert float(mre.sel(target="returns")) == pytest.approx(float(train["value_mre_returns"]), rel=1e-5)
+    assert np.isnan(mre.sel(target=["true_value", "undiscounted_returns"])).all()
+
+
+def test_heldout_targets_and_masks(hopper_values):
+    ds = hopper_values.isel(RUN)
+    n_held = TINY["heldout_streams"] * TINY["heldout_steps"]
+    held = ds.sel(split="heldout")
+    assert int(held["included_count"].sel(target="gae")) == n_held
+    weight = ds["bootstrap_weight"].values[:n_held]
+    assert ((weight >= 0) & (weight <= 1)).all()
+    # Returns MRE uses exactly the samples whose return leans on V by at most the threshold.
+    assert np.array_equal(held["included"].sel(target="returns").values[:n_held] == 1,
+                          weight <= TINY["max_bootstrap_weight"] + 1e-12)
+    # MRE recomputed from the stored per-sample values.
+    from pgprobe.stats import mean_relative_error
+    mask = held["included"].sel(target="returns").values == 1
+    recomputed = mean_relative_error(held["prediction"].values[mask],
+                                     held["target_value"].sel(target="returns").values[mask])
+    assert float(held["mre"].sel(target="returns")) == pytest.approx(recomputed)
+    # True values: restored states reproduce the recorded observations exactly.
+    assert int(held["included_count"].sel(target="true_value")) == TINY["true_value_states"]
+    assert hopper_values.attrs["true_value_available"] == 1
+    assert hopper_values.attrs["restore_obs_max_abs_error"] < 1e-5
+    assert np.isfinite(float(ds["return_noise_mre"]))
+    # Undiscounted reward-to-go: only complete episodes (the cut last trajectory is excluded).
+    undisc = held["included"].sel(target="undiscounted_returns").values[:n_held]
+    assert 0 < undisc.sum() < n_held
+
+
+def test_bootstrap_weight_bookkeeping():
+    """γ^(steps to a non-terminal segment end), 0 inside terminating segments; episode steps."""
+    from types import SimpleNamespace
+    rollout = SimpleNamespace(segment_end=np.array([0, 1, 0, 0, 1], bool),
+                              terminated=np.array([0, 1, 0, 0, 0], bool),
+                              truncated=np.array([0, 0, 0, 0, 0], bool))
+    weight, step = values.segment_bookkeeping(rollout, 0.5)
+    assert np.allclose(weight, [0, 0, 0.125, 0.25, 0.5])
+    assert list(step) == [0, 1, 0, 1, 2]
+    assert list(values.complete_episode_mask(rollout)) == [True, True, False, False, False]
+
+
+def test_datasets_merge_across_checkpoints(tmp_path, hopper_ppo_run):
+    """iteration 0 (no fit batch: train split NaN) and 1 merge with combine_by_coords."""
+    small = {**TINY, "true_value_states": 0, "heldout_steps": 128}  # 256 held-out < 512 fit batch
+    parts = []
+    for iteration in (0, 1):
+        ckpt = load_checkpoint(hopper_ppo_run / "checkpoints" / f"iter{iteration:04d}.pt")
+        parts.append(values.measure_values(ckpt, small, seed=0))
+    merged = xr.combine_by_coords(parts, join="exact", data_vars="all", combine_attrs="drop_conflicts")
+    assert list(merged["iteration"].values) == [0, 1]
+    assert np.isnan(merged["mre"].sel(iteration=0, split="train")).all()
+    assert np.isfinite(merged["mre"].sel(iteration=1, split="train", target="gae")).all()
+    for name, var in {**merged.data_vars, **merged.coords}.items():
+        assert "long_name" in var.attrs and "units" in var.attrs, name
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ('{"heldout_streams": 0}', "heldout_streams=0"),
+    ('{"heldout_stream": 2}', "unknown probes.values setting 'heldout_stream'"),
+    ('{"max_bootstrap_weight": 2}', "max_bootstrap_weight=2"),
+    ('{"true_value_rollouts": 1.5}', "true_value_rollouts=1.5"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{bad json', "not valid JSON"),
+])
+def test_bad_settings_one_line_error_no_output(tmp_path, capsys, hopper_ppo_checkpoint, settings, fragment):
+    out = tmp_path / "v.nc"
+    code = main(["probe", "values", "--checkpoint", str(hopper_ppo_checkpoint), "--out", str(out),
+                 "--settings", settings, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "v.nc"
+    assert main(["probe", "values", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_parse_settings_defaults():
+    assert values.parse_settings(None, values.DEFAULTS, values.SETTING_KINDS, "values") == values.DEFAULTS
+    with pytest.raises(PgprobeError):
+        values.parse_settings({"true_value_states": -1}, values.DEFAULTS, values.SETTING_KINDS, "values")
+
+
+def test_figures_render(tmp_path, hopper_values, hopper_ppo_run):
+    from pgprobe.figures import values as figures
+
+    training = xr.open_dataset(hopper_ppo_run / "train.nc")
+    training = training.expand_dims(env=["Hopper-v5"], algo=["ppo"], seed=[0])
+    for name in ("fig3", "fig11", "fig12"):
+        spec = figures.FIGURES[name]
+        datasets = {"values": hopper_values, "training": training}
+        out = tmp_path / f"{name}.pdf"
+        spec["func"](datasets, {"env": "Hopper-v5"} if name == "fig3" else {}, out)
+        assert out.stat().st_size > 1000, name
