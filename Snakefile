@@ -1,0 +1,52 @@
+"""pgprobe: from training runs to checkpoints, probes, datasets and the paper's figures.
+
+  snakemake --cores 2                          # the default config.yaml: every probe and figure
+  snakemake --cores 2 figures/fig6.pdf         # one figure and what it needs
+  snakemake -n --configfile workflow/presets/paper.yaml   # plan the paper-scale study
+  snakemake --report report.html               # self-contained HTML report of every figure
+
+The config (config.yaml, then any --configfile on top, key by key) is validated against
+workflow/schemas/config.schema.yaml before any job runs.  Stages (workflow/rules/):
+train.smk -> probes.smk -> collect.smk -> figures.smk.  See docs/workflow.md.
+"""
+
+
+include: "workflow/rules/common.smk"
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+setup(config)
+
+
+wildcard_constraints:
+    env=ENV_PATTERN,
+    algo="ppo|trpo",
+    seed=r"\d+",
+    iteration=r"\d{4}",
+    shard=r"\d+",
+    steps=r"\d+",
+    scale=r"[0-9][0-9.e+-]*",
+
+
+report: "workflow/report/workflow.rst"
+
+
+localrules:
+    all,
+    training_config,
+    regime_training_config,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+include: "workflow/rules/train.smk"
+include: "workflow/rules/probes.smk"
+include: "workflow/rules/collect.smk"
+include: "workflow/rules/figures.smk"

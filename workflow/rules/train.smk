@@ -1,0 +1,112 @@
+"""Training: one job per env x algo x seed (and per sample-regime grid point).
+
+``training_config`` writes the part of config ``training`` that applies to one env and
+algorithm to results/configs/train/{env}/{algo}.yaml, the file ``pgprobe train --config``
+reads (params hold exactly that section, so only a change to it reruns training).
+
+``train`` runs ``pgprobe train`` in a stage directory under results/resume/ (outside the
+declared outputs, keyed by a hash of the section and the training code), then moves the
+checkpoints and train.nc into results/runs/...  Snakemake deletes the declared outputs of
+a failed or killed job; the stage survives, so rerunning resumes at the last finished
+iteration (``--resume-dir``) and still delivers every checkpoint, also those written before
+the interruption.  A changed config or training code gets a fresh stage.
+"""
+
+TRAIN_CODE = code_hash("pgprobe.train")
+
+
+rule training_config:
+    output:
+        "results/configs/train/{env}/{algo}.yaml",
+    params:
+        section=training_section_json,
+    log:
+        "logs/configs/train/{env}/{algo}.log",
+    run:
+        write_training_config(output[0], params.section, log[0])
+
+
+rule train:
+    input:
+        config="results/configs/train/{env}/{algo}.yaml",
+    output:
+        checkpoints=expand(
+            "results/runs/{{env}}/{{algo}}/seed{{seed}}/checkpoints/iter{iteration:04d}.pt",
+            iteration=CKPT_ITERS,
+        ),
+        train_nc="results/runs/{env}/{algo}/seed{seed}/train.nc",
+    params:
+        code=TRAIN_CODE,
+        stage=lambda w: stage_dir(
+            "runs", (w.env, w.algo, f"seed{w.seed}"), training_section_json(w), TRAIN_CODE
+        ),
+    log:
+        "logs/train/{env}/{algo}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{env}/{algo}/seed{seed}.tsv"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=lambda w: train_runtime(
+            config, training_section(config, w.env, w.algo), w.env, w.algo
+        ),
+        cpus_per_task=config["resources"]["train"]["threads"],
+    conda:
+        "../../envs/pgprobe.yaml"
+    shell:
+        "(pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
+        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
+        " --no-progress"
+        " && mkdir -p $(dirname {output.train_nc:q})/checkpoints"
+        " && for f in {params.stage:q}/checkpoints/*.pt; do"
+        " mv $f $(dirname {output.train_nc:q})/checkpoints/; done"
+        " && mv {params.stage:q}/train.nc {output.train_nc:q}"
+        " && rm -rf {params.stage:q}) > {log:q} 2>&1"
+
+
+rule regime_training_config:
+    output:
+        "results/configs/regime/{env}/{algo}/steps{steps}_lr{scale}.yaml",
+    params:
+        section=regime_section_json,
+    log:
+        "logs/configs/regime/{env}/{algo}/steps{steps}_lr{scale}.log",
+    run:
+        write_training_config(output[0], params.section, log[0])
+
+
+rule train_regime:
+    input:
+        config="results/configs/regime/{env}/{algo}/steps{steps}_lr{scale}.yaml",
+    output:
+        train_nc="results/regime/{env}/{algo}/steps{steps}_lr{scale}/seed{seed}/train.nc",
+    params:
+        code=TRAIN_CODE,
+        stage=lambda w: stage_dir(
+            "regime",
+            (w.env, w.algo, f"steps{w.steps}_lr{w.scale}", f"seed{w.seed}"),
+            regime_section_json(w),
+            TRAIN_CODE,
+        ),
+    log:
+        "logs/regime/{env}/{algo}/steps{steps}_lr{scale}/seed{seed}.log",
+    benchmark:
+        "benchmarks/regime/{env}/{algo}/steps{steps}_lr{scale}/seed{seed}.tsv"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=lambda w: train_runtime(
+            config,
+            regime_section(config, w.env, w.algo, w.steps, float(w.scale)),
+            w.env,
+            w.algo,
+        ),
+        cpus_per_task=config["resources"]["train"]["threads"],
+    conda:
+        "../../envs/pgprobe.yaml"
+    shell:
+        "(pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
+        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
+        " --no-progress"
+        " && mv {params.stage:q}/train.nc {output.train_nc:q}"
+        " && rm -rf {params.stage:q}) > {log:q} 2>&1"
