@@ -7,7 +7,7 @@
 
 The config (config.yaml, then any --configfile on top, key by key) is validated against
 workflow/schemas/config.schema.yaml before any job runs.  Stages (workflow/rules/):
-train.smk -> probes.smk -> collect.smk -> figures.smk.  See docs/workflow.md.
+train.smk -> probes.smk -> collect.smk -> figures.smk.  See README.md, "Running the workflow".
 """
 
 

@@ -52,7 +52,7 @@ Dataset (kind "values"): dims split (train, heldout) × target (gae, returns, tr
 undiscounted_returns) × sample, plus the run dims env, algo, seed, iteration (length 1;
 files merge with ``xarray.combine_by_coords``).  Per-sample predictions, targets, inclusion masks and
 bootstrap weights are kept so any MRE variant can be recomputed.  See
-docs/datasets/values.md.
+README.md (Datasets, values.nc).
 
 Paper scale: the paper does not state its held-out sample size; the defaults here
 (4 × 2048 held-out samples, 32 states × 8 restored rollouts) are sized for the default
