@@ -56,3 +56,26 @@ def hopper_trpo_checkpoint(hopper_trpo_run) -> Path:
 @pytest.fixture(scope="session")
 def closed_form_checkpoint(closed_form_run) -> Path:
     return closed_form_run / "checkpoints" / "iter0002.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow_dir(tmp_path_factory) -> Path:
+    """The whole DAG of tests/tiny_config.yaml (training, every probe and shard, every
+    collect and figure), run once locally with ``snakemake --cores 2`` in a temporary
+    directory; its output is in ``first_run.log`` there.  Used by test_workflow (what
+    reruns after a change) and test_slurm (the same run through SLURM gives the same
+    datasets)."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the pgprobe CLI
+    env.setdefault("SOURCE_DATE_EPOCH", "0")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(REPO / "Snakefile"),
+         "--cores", "2", "--configfile", str(REPO / "tests" / "tiny_config.yaml")],
+        capture_output=True, text=True, env=env, timeout=1800, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    workdir.joinpath("first_run.log").write_text(result.stdout + result.stderr)
+    return workdir

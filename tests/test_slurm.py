@@ -263,3 +263,66 @@ def test_failing_rule_then_fixed_rerun(slurm_cluster, tmp_path):
     assert b_out[0] == "b" and b_out[1] == rerun.submitted[0]["slurm_jobid"]
     assert (tmp_path / "logs/b.log").read_text().strip() == "fixed"
     _assert_went_through_sbatch(rerun, ["rule_b"])
+
+
+def _comparable(ds):
+    """A dataset without what legitimately differs between two runs of the same job:
+    seconds of wall time (variables named *wall_time*) and the attributes (creation
+    time, sources' paths)."""
+    return ds.drop_vars([name for name in ds.variables if "wall_time" in str(name)])
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_tiny_config_through_slurm_matches_local_run(slurm_cluster, tiny_workflow_dir, tmp_path):
+    """The whole tiny-config DAG through the real profile: every non-local job is a SLURM
+    batch job (ungrouped rules one per rule instance, collect/figure/probe_values in group
+    jobs), and every dataset equals the local run's with the same seeds."""
+    import xarray as xr
+
+    run = helpers.run_snakemake_on_slurm(tmp_path, REPO / "Snakefile", REPO / "tests" / "tiny_config.yaml",
+                                         timeout=1500)
+    print(f"tiny config on SLURM: {run.wall_s:.1f} s wall, {len(run.submitted)} sbatch jobs")
+    assert run.returncode == 0, run.output_tail()
+
+    local_counts = _job_counts((tiny_workflow_dir / "first_run.log").read_text())
+    assert _job_counts(run.output) == local_counts
+    local_rules = {"all", "training_config", "regime_training_config"}
+    groups = _profile(REAL_PROFILE)["groups"]
+    by_log_dir = {}
+    for sub in run.submitted:
+        top = sub["slurm_log"].relative_to(tmp_path / ".snakemake" / "slurm_logs").parts[0]
+        by_log_dir.setdefault(top, []).append(sub)
+    for rule, count in local_counts.items():
+        if rule in local_rules or rule in groups:
+            continue
+        assert len(by_log_dir.get(f"rule_{rule}", [])) == count, (rule, sorted(by_log_dir))
+    grouped = [top for top in by_log_dir if top.startswith("group_")]
+    assert {top.split("_")[1] for top in grouped} == {"collect", "figures", "probes"}, grouped
+    assert len(run.submitted) == sum(map(len, by_log_dir.values()))
+    for sub in run.submitted:
+        assert helpers.scontrol_show_job(sub["slurm_jobid"]).get("JobState") == "COMPLETED", sub
+    _assert_went_through_sbatch(run, ["rule_train", "rule_probe_gradients_shard", "rule_figures"])
+
+    local_datasets = sorted((tiny_workflow_dir / "results" / "datasets").glob("*.nc"))
+    assert len(local_datasets) == 7, local_datasets
+    for local_path in local_datasets:
+        with xr.open_dataset(local_path) as local, \
+                xr.open_dataset(tmp_path / "results" / "datasets" / local_path.name) as remote:
+            xr.testing.assert_equal(_comparable(remote), _comparable(local))
+            assert remote.attrs["pgprobe_dataset"] == local.attrs["pgprobe_dataset"]
+    local_figures = sorted(p.name for p in (tiny_workflow_dir / "figures").glob("*.pdf"))
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.pdf")) == local_figures
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run: {rule: count}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats:"))
+    counts = {}
+    for row in lines[start + 3:]:
+        parts = row.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts

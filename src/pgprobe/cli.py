@@ -59,7 +59,9 @@ def _cmd_train(args) -> None:
     print(f"wrote {out}/train.nc and checkpoints")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``command`` given (the first word of argv), the probe
+    modules (which import torch, ~1 s) are loaded only if that command is ``probe``."""
     parser = argparse.ArgumentParser(prog="pgprobe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="measure one checkpoint")
     probe_sub = probe.add_subparsers(dest="probe", required=True)
-    for name in PROBE_MODULES:
+    for name in PROBE_MODULES if command in (None, "probe") else []:
         module = _optional_module(f"pgprobe.probes.{name}")
         if module is not None:
             module.add_parser(probe_sub)
@@ -87,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    command = words[0] if words and not words[0].startswith("-") else None
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         args.func(args)
