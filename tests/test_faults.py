@@ -200,3 +200,98 @@ def test_unwritable_output_location_is_a_clear_error(tmp_path):
     ds = __import__("xarray").Dataset({"x": variable(("a",), np.zeros(2), "x", "1")})
     with pytest.raises(PgprobeError, match="cannot create output directory"):
         write_netcdf(ds, blocker / "sub" / "x.nc")
+
+
+# ----------------------------------------------------------------- bad input at the CLI
+def _pgprobe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pgprobe.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _assert_one_line_refusal(result: subprocess.CompletedProcess, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("pgprobe: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def _wrong_architecture(checkpoint: Path, out: Path) -> Path:
+    raw = torch.load(checkpoint, weights_only=True)
+    name, tensor = next(iter(raw["policy"].items()))
+    raw["policy"][name] = torch.zeros(tensor.shape[0] + 1, *tensor.shape[1:])
+    torch.save(raw, out)
+    return out
+
+
+def _malicious(tmp_path: Path) -> tuple[Path, Path]:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    path = tmp_path / "malicious.pt"
+    path.write_bytes(pickle.dumps({"policy": Exploit()}))
+    return path, marker
+
+
+@pytest.mark.parametrize("probe, settings, words", [
+    ("gradients", {"estimates": -1}, ["estimates", "-1"]),
+    ("gradients", {"sample_counts": [0, 128]}, ["sample_counts", "0"]),
+    ("steps", {"sample_counts": [128], "estimates": 0}, ["estimates", "0"]),
+    ("values", {"heldout_streams": -2}, ["heldout_streams", "-2"]),
+    ("baselines", {"sample_counts": [-512]}, ["sample_counts", "-512"]),
+    ("landscapes", {"alpha_points": 0}, ["alpha_points", "0"]),
+    ("gradients", {"no_such_setting": 1}, ["no_such_setting"]),
+])
+def test_probe_bad_settings_are_one_line_errors_without_output(tmp_path, hopper_ppo_checkpoint, probe, settings,
+                                                               words):
+    out = tmp_path / "out.nc"
+    result = _pgprobe("probe", probe, "--checkpoint", hopper_ppo_checkpoint, "--out", out,
+                      "--settings", __import__("json").dumps(settings))
+    _assert_one_line_refusal(result, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["truncated", "architecture", "malicious", "missing"])
+def test_probe_refuses_bad_checkpoints_with_one_line(tmp_path, hopper_ppo_checkpoint, kind):
+    marker = None
+    if kind == "truncated":
+        bad = tmp_path / "truncated.pt"
+        bad.write_bytes(hopper_ppo_checkpoint.read_bytes()[:5000])
+        words = ["truncated or corrupt"]
+    elif kind == "architecture":
+        bad = _wrong_architecture(hopper_ppo_checkpoint, tmp_path / "arch.pt")
+        words = ["does not match its recorded architecture"]
+    elif kind == "malicious":
+        bad, marker = _malicious(tmp_path)
+        words = ["refused"]
+    else:
+        bad = tmp_path / "missing.pt"
+        words = ["not found"]
+    out = tmp_path / "out" / "values.nc"
+    result = _pgprobe("probe", "values", "--checkpoint", bad, "--out", out)
+    _assert_one_line_refusal(result, str(bad), *words)
+    assert not out.exists() and not out.parent.exists() or list(out.parent.iterdir()) == []
+    if marker is not None:
+        assert not marker.exists(), "the malicious checkpoint ran code"
+
+
+def test_figure_and_collect_refuse_another_probes_dataset(tmp_path):
+    values_like = tmp_path / "values.nc"
+    ds = xr.Dataset({"mre": variable(("split",), np.zeros(2), "MRE", "1")},
+                    attrs={"pgprobe_dataset": "values"})
+    write_netcdf(ds, values_like)
+    figure = tmp_path / "fig1.pdf"
+    result = _pgprobe("figure", "fig1", "--datasets", f"gradients={values_like}", "--out", figure)
+    _assert_one_line_refusal(result, str(values_like), "'values'", "expected 'gradients'")
+    assert not figure.exists()
+    collected = tmp_path / "gradients.nc"
+    result = _pgprobe("collect", "--probe", "gradients", "--inputs", values_like, "--out", collected)
+    _assert_one_line_refusal(result, str(values_like), "'values'", "'gradients'")
+    assert not collected.exists()
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_bytes(os.urandom(2048))
+    result = _pgprobe("figure", "fig1", "--datasets", f"gradients={garbage}", "--out", figure)
+    _assert_one_line_refusal(result, str(garbage), "not a readable NetCDF")
+    assert not figure.exists()

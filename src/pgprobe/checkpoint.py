@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,9 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
     if not path.is_file():
         raise PgprobeError(f"checkpoint {str(path)!r} not found")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns about foreign pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
