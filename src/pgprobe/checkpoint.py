@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import warnings
 import zipfile
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .atomic import atomic_output
 from .errors import PgprobeError
 from .policies import GaussianPolicy, NumpyMLP, ValueNet, flat_params
 from .sampling import FrozenAgent
@@ -27,18 +27,10 @@ FORMAT = "pgprobe-checkpoint-v1"
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """torch.save through pgprobe.atomic.atomic_output (temporary file, fsync, rename)."""
+    with atomic_output(path) as tmp:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def file_sha256(path: str | Path) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .atomic import atomic_output
 from .errors import PgprobeError
 
 RUN_DIMS = ("env", "algo", "seed", "iteration")
@@ -100,22 +101,8 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     path = Path(path)
     check_attributes(ds)
     ds.attrs = {k: clean_attr(v) for k, v in ds.attrs.items()}
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PgprobeError(f"cannot create output directory {str(directory)!r}: {exc.strerror}") from None
-    if not os.access(directory, os.W_OK):
-        raise PgprobeError(f"output directory {str(directory)!r} is not writable")
-    tmp = directory / f".{path.name}.tmp{os.getpid()}"
-    try:
+    with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -15,7 +15,6 @@ Helpers shared by the figure modules:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -26,6 +25,7 @@ matplotlib.use("Agg")  # figures are files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ..atomic import atomic_output  # noqa: E402
 from ..errors import PgprobeError  # noqa: E402
 
 ALGO_LABELS = {"ppo": "PPO", "trpo": "TRPO"}
@@ -84,22 +84,11 @@ def save_figure(fig, path: str | Path) -> Path:
     if metadata is None:
         plt.close(fig)
         raise PgprobeError(f"figure output {str(path)!r}: expected a .pdf, .svg or .png file name")
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        plt.close(fig)
-        raise PgprobeError(f"cannot create output directory {str(directory)!r}: {exc.strerror}") from None
-    tmp = directory / f".{path.name}.tmp{os.getpid()}"
-    try:
-        fig.savefig(tmp, format=fmt, metadata=metadata)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=metadata)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -77,7 +77,6 @@ N ∈ {512, 2048, 8192}, M = 8) are sized for the default config on a 2-core mac
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import math

@@ -57,7 +57,6 @@ import json
 import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
