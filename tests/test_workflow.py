@@ -204,6 +204,67 @@ def test_report_holds_every_figure_with_its_caption(workdir):
 
 
 @pytest.mark.slow
+def test_killed_probe_shard_alone_reruns(workdir, tmp_path):
+    """kill -9 of a running gradients shard job, in a copy of the tiny run whose gradients
+    probe outputs were removed (so the probe runs as for the first time, with
+    ``--keep-going`` as in the SLURM profile): snakemake fails naming the rule, the
+    killed job leaves no output, the other shards finish; the next run redoes only the
+    killed shard and what depends on it (not training, not the finished shards), and the
+    gathered dataset equals the uninterrupted run's."""
+    import random
+    import shutil
+    import time
+
+    import psutil
+    import xarray as xr
+
+    wd = tmp_path / "copy"
+    shutil.copytree(workdir, wd, symlinks=True)          # copy2: mtimes kept
+    with xr.open_dataset(wd / "results/datasets/gradients.nc") as ds:
+        uninterrupted = ds.load()
+    shutil.rmtree(wd / "results/probes/gradients")
+    (wd / "results/datasets/gradients.nc").unlink()
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(wd), "-s", str(SNAKEFILE), "--cores", "1",
+           "--configfile", str(TINY), "--keep-going"]
+    proc = subprocess.Popen(cmd, cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim, deadline = None, time.time() + 300
+    while victim is None:
+        assert proc.poll() is None and time.time() < deadline, "no shard job started"
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "gradients-shard" in child.cmdline():
+                    victim = child
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.02)
+    args = victim.cmdline()
+    killed_out = wd / args[args.index("--out") + 1]
+    time.sleep(random.uniform(0.0, 0.3))
+    victim.kill()
+    output = proc.communicate(timeout=900)[0]
+    assert proc.returncode != 0
+    assert "Error in rule probe_gradients_shard" in output, output[-3000:]
+    assert not killed_out.exists()
+    finished = {p: p.stat().st_mtime_ns for p in (wd / "results/probes/gradients").rglob("*.shard*.nc")}
+    assert len(finished) == 3 and killed_out not in finished, sorted(finished)
+
+    dry = snakemake(wd, "-n")
+    counts = job_counts(dry.stdout)
+    expected = {"probe_gradients_shard", "probe_gradients", "collect_gradients", "all"} | \
+        {f"figure_{n}" for n in figure_names_using("gradients")}
+    assert set(counts) == expected, counts
+    assert counts["probe_gradients_shard"] == 1 and counts["probe_gradients"] == 1
+    rerun = snakemake(wd)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert job_counts(rerun.stdout + rerun.stderr) == counts
+    assert killed_out.exists()
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    assert not [p for p in (wd / "results").rglob(".*.tmp*")], "temporary files left behind"
+    with xr.open_dataset(wd / "results/datasets/gradients.nc") as ds:
+        xr.testing.assert_equal(ds.load(), uninterrupted)
+
+
+@pytest.mark.slow
 def test_figure_option_reruns_only_that_figure(workdir):
     config = write_config(workdir, "fig_option.yaml", {"figures": {"fig8": {"smoothing": 2}}})
     dry = snakemake(workdir, "-n", config=config)
