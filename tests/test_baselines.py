@@ -13,6 +13,7 @@ from pgprobe import closed_form
 from pgprobe.checkpoint import load_checkpoint
 from pgprobe.cli import main
 from pgprobe.datasets import open_dataset
+from pgprobe.estimators import single_torch_thread
 from pgprobe.probes import baselines
 from pgprobe.stats import mean_relative_error
 
@@ -48,7 +49,7 @@ def test_true_value_fit_matches_exact_values(closed_form_checkpoint):
     ckpt = load_checkpoint(closed_form_checkpoint)
     settings = baselines.checked_settings(CLOSED_FORM)
     reference = baselines.sample_reference(ckpt, settings, seed=0, workers=1)
-    with baselines.single_torch_thread():
+    with single_torch_thread():
         net, stats = baselines.fit_true_value(ckpt, reference, settings, seed=0)
     exact = closed_form.exact_values(ckpt.policy.mean_net, ckpt.policy.log_std, closed_form.STATES,
                                      ckpt.hyperparameters["gamma"])
@@ -127,13 +128,13 @@ def test_shard_errors(tmp_path, capsys, hopper_ppo_checkpoint):
 
 
 @pytest.mark.parametrize("settings, fragment", [
-    ('{"estimates": 1}', "estimates=1"),
-    ('{"sample_counts": []}', "sample_counts=[]"),
-    ('{"sample_counts": [64, -1]}', "sample_counts=[64, -1]"),
+    ('{"estimates": 1}', "'estimates' = 1"),
+    ('{"sample_counts": []}', "'sample_counts' = []"),
+    ('{"sample_counts": [64, -1]}', "'sample_counts' = [64, -1]"),
     ('{"sample_counts": [64, 64]}', "expected distinct values"),
-    ('{"true_value_lr": 0}', "true_value_lr=0"),
-    ('{"normalize_advantages": 1}', "normalize_advantages=1"),
-    ('{"true_value_validation_streams": 32}', "true_value_validation_streams=32"),
+    ('{"true_value_lr": 0}', "'true_value_lr' = 0"),
+    ('{"normalize_advantages": 1}', "'normalize_advantages' = 1"),
+    ('{"true_value_validation_streams": 32}', "'true_value_validation_streams' = 32"),
     ('{"nope": 1}', "unknown probes.baselines setting 'nope'"),
 ])
 def test_bad_settings_one_line_error_no_output(tmp_path, capsys, hopper_ppo_checkpoint, settings, fragment):

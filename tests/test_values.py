@@ -90,10 +90,10 @@ def test_datasets_merge_across_checkpoints(tmp_path, hopper_ppo_run):
 
 
 @pytest.mark.parametrize("settings, fragment", [
-    ('{"heldout_streams": 0}', "heldout_streams=0"),
+    ('{"heldout_streams": 0}', "'heldout_streams' = 0"),
     ('{"heldout_stream": 2}', "unknown probes.values setting 'heldout_stream'"),
-    ('{"max_bootstrap_weight": 2}', "max_bootstrap_weight=2"),
-    ('{"true_value_rollouts": 1.5}', "true_value_rollouts=1.5"),
+    ('{"max_bootstrap_weight": 2}', "'max_bootstrap_weight' = 2"),
+    ('{"true_value_rollouts": 1.5}', "'true_value_rollouts' = 1.5"),
     ('[1, 2]', "must be a JSON object"),
     ('{bad json', "not valid JSON"),
 ])

@@ -40,15 +40,6 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def _optional_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
-
-
 def _cmd_train(args) -> None:
     from .config import load_config
     from .train import train
@@ -78,13 +69,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="measure one checkpoint")
     probe_sub = probe.add_subparsers(dest="probe", required=True)
     for name in PROBE_MODULES if command in (None, "probe") else []:
-        module = _optional_module(f"pgprobe.probes.{name}")
-        if module is not None:
-            module.add_parser(probe_sub)
+        importlib.import_module(f"pgprobe.probes.{name}").add_parser(probe_sub)
     for name in TOP_LEVEL_MODULES:
-        module = _optional_module(name)
-        if module is not None:
-            module.add_parser(sub)
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -17,24 +17,13 @@ FIGURE_MODULES = ["training", "gradients", "values", "landscapes"]
 _REGISTRY: dict | None = None
 
 
-def _optional(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
-
-
 def registry() -> dict:
     """{figure name: {"func", "datasets", "caption", "module"}} over all figure modules."""
     global _REGISTRY
     if _REGISTRY is None:
         merged: dict = {}
         for short in FIGURE_MODULES:
-            module = _optional(f"{__name__}.{short}")
-            if module is None:
-                continue
+            module = importlib.import_module(f"{__name__}.{short}")
             for name, entry in getattr(module, "FIGURES", {}).items():
                 if name in merged:
                     raise RuntimeError(f"figure {name!r} is defined by both {merged[name]['module']} "

@@ -26,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..errors import PgprobeError
-from .style import ALGO_COLORS, ALGO_LABELS, choose_many, figure_size, save_figure
+from .style import ALGO_COLORS, ALGO_LABELS, choose_many, figure_size, save_figure, shared_legend
 
 PRACTICAL_SAMPLES = 2048
 ENV_ORDER = ["Humanoid-v5", "Walker2d-v5", "Hopper-v5"]
@@ -78,14 +78,7 @@ def _similarity_figure(ds, variable: str, options: dict, out_path, default_envs:
             ax.set_title(f"{env}, iteration {iteration}" if len(envs) > 1 else f"Iteration {iteration}")
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if handles:
-        axes[0, -1].legend(handles, labels, loc="best")
+    shared_legend(axes)
     fig.suptitle(title if len(envs) > 1 else f"{title} ({envs[0]})")
     fig.tight_layout()
     save_figure(fig, out_path)

@@ -92,6 +92,18 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
+def shared_legend(axes, **legend_kwargs) -> None:
+    """One legend, in the top-right panel, with every distinct label of all panels."""
+    handles, labels = [], []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        axes[0, -1].legend(handles, labels, loc="best", **legend_kwargs)
+
+
 def _as_list(values: Iterable) -> list:
     return [v.item() if hasattr(v, "item") else v for v in values]
 

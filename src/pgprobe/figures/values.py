@@ -26,7 +26,7 @@ import seaborn as sns
 import matplotlib.pyplot as plt
 
 from ..errors import PgprobeError
-from .style import ALGO_COLORS, ALGO_LABELS, choose, choose_many, figure_size, save_figure
+from .style import ALGO_COLORS, ALGO_LABELS, choose, choose_many, figure_size, save_figure, shared_legend
 
 ENV_ORDER = ["Hopper-v5", "Walker2d-v5", "Humanoid-v5"]          # Figures 11/12 rows (paper order)
 TARGET_LABELS = {"gae": "GAE MRE", "returns": "Returns MRE", "true_value": "True-value MRE",
@@ -79,14 +79,7 @@ def _mre_panels(frame: pd.DataFrame, envs: list, algos: list, targets: list, opt
             ax.set_title(env if len(envs) > 1 or col == 0 else "")
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if handles:
-        axes[0, -1].legend(handles, labels, loc="best")
+    shared_legend(axes)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -36,17 +36,35 @@ import xarray as xr
 from ..errors import PgprobeError
 
 # ---------------------------------------------------------------------------- settings
-SETTING_KINDS_DOC = {
-    "pos_int": "a positive integer", "nonneg_int": "a non-negative integer",
-    "pos_int_list_or_null": "null or a non-empty list of positive integers",
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# kind -> (test, what was expected)
+SETTING_KINDS = {
+    "pos_int": (lambda v: _int(v) and v > 0, "a positive integer"),
+    "nonneg_int": (lambda v: _int(v) and v >= 0, "a non-negative integer"),
+    "pos_float": (lambda v: _number(v) and v > 0, "a positive number"),
+    "unit": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "unit_or_null": (lambda v: v is None or (_number(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "pos_int_list": (lambda v: isinstance(v, list) and len(v) > 0 and all(_int(x) and x > 0 for x in v),
+                     "a non-empty list of positive integers"),
+    "pos_int_list_or_null": (lambda v: v is None or (isinstance(v, list) and len(v) > 0
+                                                     and all(_int(x) and x > 0 for x in v)),
+                             "null or a non-empty list of positive integers"),
 }
 
 
 def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dict:
     """Merge a JSON object (string or dict) over ``defaults``.
 
-    ``kinds[key]`` is one of "pos_int", "nonneg_int", "pos_int_list_or_null".  Unknown keys,
-    wrong types and out-of-range values raise a one-line PgprobeError naming the key.
+    ``kinds[key]`` names an entry of ``SETTING_KINDS``.  Unknown keys, wrong types and
+    out-of-range values raise a one-line PgprobeError naming the key and the value.
     """
     if text_or_dict is None:
         given = {}
@@ -66,20 +84,9 @@ def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dic
                            f"{', '.join(sorted(defaults))}")
     settings = {**defaults, **given}
     for key, value in settings.items():
-        kind = kinds[key]
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        if kind == "pos_int":
-            ok = is_int and value > 0
-        elif kind == "nonneg_int":
-            ok = is_int and value >= 0
-        elif kind == "pos_int_list_or_null":
-            ok = value is None or (isinstance(value, list) and len(value) > 0 and all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
-        else:  # pragma: no cover - programming error
-            raise ValueError(f"unknown setting kind {kind!r}")
-        if not ok:
-            raise PgprobeError(f"probes.{probe} setting {key!r} = {json.dumps(value)}: expected "
-                               f"{SETTING_KINDS_DOC[kind]}")
+        test, expected = SETTING_KINDS[kinds[key]]
+        if not test(value):
+            raise PgprobeError(f"probes.{probe} setting {key!r} = {json.dumps(value)}: expected {expected}")
     return settings
 
 

@@ -77,7 +77,6 @@ N ∈ {512, 2048, 8192}, M = 8) are sized for the default config on a 2-core mac
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -87,7 +86,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
-from .values import add_common_arguments, load_checked_checkpoint, parse_settings, segment_bookkeeping
+from ._grid import parse_settings
+from .values import add_common_arguments, load_checked_checkpoint, segment_bookkeeping
 
 PURPOSE_ESTIMATES = 301
 PURPOSE_REFERENCE = 302
@@ -125,18 +125,18 @@ REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_s
 def checked_settings(given) -> dict:
     settings = parse_settings(given, DEFAULTS, SETTING_KINDS, "baselines")
     if settings["estimates"] < 2:
-        raise PgprobeError(f"probes.baselines setting estimates={settings['estimates']}: expected at "
+        raise PgprobeError(f"probes.baselines setting 'estimates' = {settings['estimates']}: expected at "
                            "least 2 (pairwise similarity needs pairs)")
     if len(set(settings["sample_counts"])) != len(settings["sample_counts"]):
-        raise PgprobeError(f"probes.baselines setting sample_counts={settings['sample_counts']}: "
+        raise PgprobeError(f"probes.baselines setting 'sample_counts' = {settings['sample_counts']}: "
                            "expected distinct values")
     if settings["true_value_validation_streams"] >= settings["true_value_streams"]:
-        raise PgprobeError(f"probes.baselines setting true_value_validation_streams="
+        raise PgprobeError(f"probes.baselines setting 'true_value_validation_streams' = "
                            f"{settings['true_value_validation_streams']}: expected fewer than "
-                           f"true_value_streams={settings['true_value_streams']}")
+                           f"true_value_streams = {settings['true_value_streams']}")
     chunks = math.ceil(settings["true_value_streams"] / settings["chunk_size"])
     if settings["true_value_shards"] > chunks:
-        raise PgprobeError(f"probes.baselines setting true_value_shards={settings['true_value_shards']}: "
+        raise PgprobeError(f"probes.baselines setting 'true_value_shards' = {settings['true_value_shards']}: "
                            f"expected at most {chunks} (true_value_streams / chunk_size sampler chunks)")
     settings["sample_counts"] = sorted(settings["sample_counts"])
     return settings
@@ -196,20 +196,6 @@ def sample_reference(checkpoint, settings: dict, seed: int, workers: int, shard:
         "returns": np.concatenate([o[1] for o in out]),
         "weight": np.concatenate([o[2] for o in out]),
     }
-
-
-@contextlib.contextmanager
-def single_torch_thread():
-    """Small MLPs: one intra-op thread is ~10x faster than two on a busy 2-core machine, and
-    parallelism comes from sampler processes anyway."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progress: bool = False):
@@ -384,6 +370,8 @@ def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, w
     is then skipped and its statistics are NaN.  ``extra_baselines``: compared in addition to
     the default three (e.g. an exact value function on the closed-form env).
     """
+    from ..estimators import single_torch_thread
+
     with single_torch_thread():
         return _measure_baselines(checkpoint, settings, seed, workers, shards, baselines,
                                   extra_baselines, progress)

@@ -49,7 +49,6 @@ dataset as the unsharded run (which is computed as a single shard).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -174,17 +173,6 @@ def shard_points(settings: dict, shard: int, shard_count: int) -> list[tuple[int
 
 # ----------------------------------------------------------------------------- directions
 
-@contextlib.contextmanager
-def _single_thread_torch():
-    """Run torch on one thread so the update step is bit-identical in every shard process."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _seed_int(key: tuple) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] % (2 ** 63))
 
@@ -226,14 +214,14 @@ def step_batch(ckpt, sample_count: int, seed: int, workers: int | None, progress
 def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
                        progress: bool = True) -> Directions:
     """d_step for every regime (on a fresh batch of that size) and d_rand."""
-    from ..estimators import update_step
+    from ..estimators import single_torch_thread, update_step
     from ..policies import flat_params
 
     theta0 = flat_params(ckpt.policy).double()
     steps, batches = [], []
     for count in settings["step_sample_counts"]:
         batch = step_batch(ckpt, count, seed, workers, f"step batch {count}" if progress else None)
-        with _single_thread_torch():
+        with single_torch_thread():
             step = update_step(ckpt, batch, _seed_int((seed, ckpt.seed, ckpt.iteration,
                                                        PURPOSE_STEP_UPDATE, count)))
         steps.append(np.asarray(step, np.float64))

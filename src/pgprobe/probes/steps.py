@@ -90,17 +90,12 @@ def _batch(pieces: list):
 
 
 def run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
-    """The steps dataset of one checkpoint.  Update steps run with one torch thread: PPO's
-    320 Adam steps amplify the summation-order differences between thread counts (measured:
-    4% in the step norm), so a fixed count keeps results machine-independent — and one
-    thread is also ~10x faster for these small networks on a shared machine."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """The steps dataset of one checkpoint (update steps on one torch thread:
+    ``pgprobe.estimators.single_torch_thread``)."""
+    from ..estimators import single_torch_thread
+
+    with single_torch_thread():
         return _run(checkpoint, settings, workers)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:

@@ -61,7 +61,6 @@ config on a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
@@ -70,7 +69,7 @@ import numpy as np
 import xarray as xr
 
 from ..advantages import discounted_returns, gae
-from ..errors import PgprobeError
+from ._grid import parse_settings
 
 PURPOSE_HELDOUT = 201
 PURPOSE_TRUE_VALUE = 202
@@ -99,52 +98,6 @@ SETTING_KINDS = {
 
 
 # ---------------------------------------------------------------------------- settings
-def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dict:
-    """Merge a JSON object (string or dict) over ``defaults``; one-line PgprobeError naming the
-    key for unknown keys, wrong types and out-of-range values."""
-    if text_or_dict is None:
-        given = {}
-    elif isinstance(text_or_dict, dict):
-        given = dict(text_or_dict)
-    else:
-        try:
-            given = json.loads(text_or_dict)
-        except json.JSONDecodeError as exc:
-            raise PgprobeError(f"--settings is not valid JSON: {exc.msg} (at char {exc.pos})") from None
-        if not isinstance(given, dict):
-            raise PgprobeError(f"--settings must be a JSON object of probes.{probe} keys, "
-                               f"got {type(given).__name__}")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise PgprobeError(f"unknown probes.{probe} setting {unknown[0]!r}: expected one of "
-                           f"{', '.join(sorted(defaults))}")
-    settings = {**defaults, **given}
-    for key, value in settings.items():
-        kind = kinds[key]
-        bad = None
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        is_num = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind == "pos_int" and not (is_int and value > 0):
-            bad = "a positive integer"
-        elif kind == "nonneg_int" and not (is_int and value >= 0):
-            bad = "a non-negative integer"
-        elif kind == "unit" and not (is_num and 0 <= value <= 1):
-            bad = "a number in [0, 1]"
-        elif kind == "unit_or_null" and not (value is None or (is_num and 0 <= value <= 1)):
-            bad = "null or a number in [0, 1]"
-        elif kind == "pos_float" and not (is_num and value > 0 and math.isfinite(value)):
-            bad = "a positive number"
-        elif kind == "bool" and not isinstance(value, bool):
-            bad = "true or false"
-        elif kind == "pos_int_list" and not (
-                isinstance(value, list) and value
-                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-            bad = "a non-empty list of positive integers"
-        if bad:
-            raise PgprobeError(f"probes.{probe} setting {key}={json.dumps(value)}: expected {bad}")
-    return settings
-
-
 def load_checked_checkpoint(path):
     from ..checkpoint import load_checkpoint
 
