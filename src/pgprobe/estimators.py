@@ -11,18 +11,14 @@ with S_gA = Σ ∇log π · A, S_g = Σ ∇log π, μ_A = ΣA / n, σ_A² = ΣA�
 from __future__ import annotations
 
 import contextlib
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .advantages import discounted_returns, gae
-from .algos.common import UpdateBatch
-from .algos.ppo import ppo_policy_update
-from .algos.trpo import trpo_policy_update
-from .policies import flat_params
-from .sampling import Rollout
+# The update path lives in pgprobe.update (one for training and probes); re-exported here
+# for the probes that import it from the estimators.
+from .update import rollout_advantages, update_batch, update_step  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -38,28 +34,6 @@ def single_torch_thread():
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def rollout_advantages(rollout: Rollout, gamma: float, lam: float,
-                       values: np.ndarray | None = None,
-                       next_values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(GAE advantages, discounted returns) of one stream.  ``values``/``next_values``
-    replace the sampled value-net predictions (another baseline); the zero baseline is
-    ``values = next_values = 0`` with λ = 1, which gives advantages equal to returns."""
-    values = rollout.values if values is None else values
-    next_values = rollout.next_values if next_values is None else next_values
-    advantages = gae(rollout.rewards, values, next_values, rollout.terminated, rollout.segment_end, gamma, lam)
-    returns = discounted_returns(rollout.rewards, next_values, rollout.terminated, rollout.segment_end, gamma)
-    return advantages, returns
-
-
-def update_batch(rollouts: list[Rollout], gamma: float, lam: float) -> UpdateBatch:
-    """The training batch the algorithm would build from these streams."""
-    pieces = [rollout_advantages(r, gamma, lam) for r in rollouts]
-    cat = lambda xs: np.concatenate(xs, axis=0)  # noqa: E731
-    return UpdateBatch.from_arrays(cat([r.obs for r in rollouts]), cat([r.actions for r in rollouts]),
-                                   cat([r.log_probs for r in rollouts]), cat([r.values for r in rollouts]),
-                                   cat([p[0] for p in pieces]), cat([p[1] for p in pieces]))
 
 
 @dataclass
@@ -104,31 +78,3 @@ def surrogate_gradient(policy, obs, actions, advantages) -> np.ndarray:
     """ĝ of eq. (1) with eq. (15)-normalized advantages, flattened over all policy
     parameters (log-std included), in ``policy.parameters()`` order."""
     return gradient_sums(policy, obs, actions, advantages).gradient()
-
-
-def update_step(checkpoint, batch: UpdateBatch, seed: int) -> np.ndarray:
-    """The algorithm's actual step θ′ − θ0 from ``batch`` at ``checkpoint``.
-
-    PPO: the full multi-epoch minibatch Adam run, starting from the checkpoint's optimizer
-    state at the learning rate the next iteration would use; TRPO: the natural-gradient
-    step after line search.  ``seed`` fixes minibatch order / the Fisher subset.
-    """
-    hp = checkpoint.hyperparameters
-    policy = copy.deepcopy(checkpoint.policy)
-    policy.train()
-    theta0 = flat_params(policy)
-    generator = torch.Generator().manual_seed(int(seed))
-    if checkpoint.algo == "ppo":
-        optimizer = torch.optim.Adam(policy.parameters(), lr=hp["policy_lr"], eps=hp["adam_eps"])
-        if checkpoint.policy_optimizer_state:
-            optimizer.load_state_dict(checkpoint.policy_optimizer_state)
-        lr = hp["policy_lr"]
-        if hp["anneal_lr"]:  # the next iteration's rate; at the last checkpoint, the last one used
-            total = hp["total_iterations"]
-            lr *= max(1.0 - checkpoint.iteration / total, 1.0 / total)
-        for group in optimizer.param_groups:
-            group["lr"] = max(lr, 0.0)
-        ppo_policy_update(policy, optimizer, batch, hp, generator)
-    else:
-        trpo_policy_update(policy, batch, hp, generator)
-    return (flat_params(policy) - theta0).double().numpy()

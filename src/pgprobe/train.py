@@ -18,10 +18,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .advantages import discounted_returns, gae
-from .algos.common import UpdateBatch, fit_value
-from .algos.ppo import ppo_policy_update
-from .algos.trpo import trpo_policy_update
+from .algos.common import fit_value
 from .checkpoint import atomic_torch_save, save_checkpoint
 from .config import resolve_hyperparameters, training_overrides
 from .datasets import provenance, variable, write_netcdf
@@ -30,6 +27,7 @@ from .errors import PgprobeError
 from .policies import GaussianPolicy, NumpyMLP, ValueNet, flat_params, gaussian_kl
 from .sampling import rollout
 from .stats import mean_relative_error
+from .update import learning_rate_fraction, policy_optimizer, policy_update, set_learning_rate, update_batch
 
 # (name, long_name, units) of train.nc's per-iteration variables.
 TRAIN_VARIABLES = [
@@ -93,8 +91,7 @@ class Trainer:
                                      hp["initial_log_std"])
         self.value_net = ValueNet(self.obs_dim, hp["value_hidden"], hp["init"])
         self.value_opt = torch.optim.Adam(self.value_net.parameters(), lr=hp["value_lr"], eps=hp["adam_eps"])
-        self.policy_opt = (torch.optim.Adam(self.policy.parameters(), lr=hp["policy_lr"], eps=hp["adam_eps"])
-                           if algo == "ppo" else None)
+        self.policy_opt = policy_optimizer(self.policy, hp) if algo == "ppo" else None
         self.obs_norm = ObservationNormalizer(self.obs_dim, hp["normalize_observations"], hp["obs_clip"])
         self.rew_norm = RewardNormalizer(hp["num_envs"], hp["gamma"], hp["normalize_rewards"], hp["reward_clip"])
         self.iteration = 0
@@ -145,6 +142,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- one iteration
     def collect(self, iteration: int):
+        """Iteration ``iteration``'s rollouts (updating the normalizers) and its torch seed."""
         hp = self.hp
         env_seeds, noise_rngs, torch_seed = _iteration_seeds(self.seed, iteration, hp["num_envs"])
         self.rew_norm.reset()
@@ -155,37 +153,37 @@ class Trainer:
             self.obs_norm, self.rew_norm, update_normalizers=True)
         return rollouts, torch_seed
 
+    def collect_batch(self, iteration: int):
+        """(rollouts, update batch, torch seed) of iteration ``iteration`` (``pgprobe.update``)."""
+        rollouts, torch_seed = self.collect(iteration)
+        return rollouts, update_batch(rollouts, self.hp["gamma"], self.hp["gae_lambda"]), torch_seed
+
+    def update(self, batch, iteration: int, generator: torch.Generator) -> tuple[float, float]:
+        """Update ``iteration`` on ``batch``: learning rates, the policy update
+        (``pgprobe.update.policy_update``, the probes' path too), then the value fit.
+        Returns (policy loss, value loss)."""
+        hp = self.hp
+        fraction = learning_rate_fraction(hp, iteration)
+        if self.policy_opt is not None:
+            set_learning_rate(self.policy_opt, hp["policy_lr"], fraction)
+        set_learning_rate(self.value_opt, hp["value_lr"], fraction)
+        policy_loss = policy_update(self.algo, self.policy, self.policy_opt, batch, hp, generator)
+        value_loss = fit_value(self.value_net, self.value_opt, batch, hp["value_epochs"], hp["minibatches"],
+                               generator, hp["clip_epsilon"] if hp["clip_value_loss"] else None,
+                               hp["max_grad_norm"])
+        return policy_loss, value_loss
+
     def step(self) -> dict:
         """Run iteration ``self.iteration + 1``: collect, fit, update; returns its log row."""
         hp = self.hp
         iteration = self.iteration + 1
         start = time.perf_counter()
-        rollouts, torch_seed = self.collect(iteration)
+        rollouts, batch, torch_seed = self.collect_batch(iteration)
         generator = torch.Generator().manual_seed(torch_seed)
-        advantages = [gae(r.rewards, r.values, r.next_values, r.terminated, r.segment_end,
-                          hp["gamma"], hp["gae_lambda"]) for r in rollouts]
-        returns = [discounted_returns(r.rewards, r.next_values, r.terminated, r.segment_end, hp["gamma"])
-                   for r in rollouts]
-        cat = lambda xs: np.concatenate(xs, axis=0)  # noqa: E731
-        batch = UpdateBatch.from_arrays(cat([r.obs for r in rollouts]), cat([r.actions for r in rollouts]),
-                                        cat([r.log_probs for r in rollouts]), cat([r.values for r in rollouts]),
-                                        cat(advantages), cat(returns))
-        if hp["anneal_lr"]:
-            frac = 1.0 - (iteration - 1) / self.total
-            for opt, lr in ((self.policy_opt, hp.get("policy_lr")), (self.value_opt, hp["value_lr"])):
-                if opt is not None:
-                    for group in opt.param_groups:
-                        group["lr"] = frac * lr
         with torch.no_grad():
             old_mean = self.policy(batch.obs)
             old_log_std = self.policy.log_std.detach().clone()
-        if self.algo == "ppo":
-            policy_loss = ppo_policy_update(self.policy, self.policy_opt, batch, hp, generator)
-        else:
-            policy_loss = trpo_policy_update(self.policy, batch, hp, generator)["policy_loss"]
-        value_loss = fit_value(self.value_net, self.value_opt, batch, hp["value_epochs"], hp["minibatches"],
-                               generator, hp["clip_epsilon"] if hp["clip_value_loss"] else None,
-                               hp["max_grad_norm"])
+        policy_loss, value_loss = self.update(batch, iteration, generator)
         with torch.no_grad():
             kl = float(gaussian_kl(old_mean, old_log_std, self.policy(batch.obs), self.policy.log_std).mean())
             entropy = float(self.policy.entropy())

@@ -269,27 +269,6 @@ def stream_gradient_sums(rollout, spec, model: PolicyGradientModel, gamma: float
                          list(rollout.episode_lengths), time.process_time() - start)
 
 
-@dataclass
-class StreamBatch:
-    """A stream reduced to what an update step needs (keeps IPC small)."""
-    obs: np.ndarray
-    actions: np.ndarray
-    log_probs: np.ndarray
-    values: np.ndarray
-    advantages: np.ndarray
-    returns: np.ndarray
-    trajectory_count: int
-    episode_lengths: list
-
-
-def stream_update_arrays(rollout, spec, gamma: float, lam: float) -> StreamBatch:
-    """``reduce`` for ``sample_streams``: the arrays ``UpdateBatch.from_arrays`` needs."""
-    from ..estimators import rollout_advantages
-    advantages, returns = rollout_advantages(rollout, gamma, lam)
-    return StreamBatch(rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
-                       returns, rollout.trajectory_count, list(rollout.episode_lengths))
-
-
 def chunk_aligned_shard(streams: list, chunk_size: int, shard: int, shard_count: int) -> list:
     """Streams of reference shard ``shard`` of ``shard_count``: the sampler's chunks (fixed
     groups of ``chunk_size`` consecutive streams) are dealt out contiguously, so the union

@@ -7,7 +7,7 @@ Usage::
       [--workers N] [--seed S]
 
 What it measures.  Deep policy-gradient algorithms use gradients only indirectly; what moves
-the policy is the algorithm's update step Δθ = θ′ − θ0 (``pgprobe.estimators.update_step``):
+the policy is the algorithm's update step Δθ = θ′ − θ0 (``pgprobe.update.update_step``):
 
 * PPO: the full multi-epoch minibatch Adam run on the clipped surrogate (eq. 17), starting
   from the checkpoint's optimizer state at the learning rate the next iteration would use,
@@ -81,14 +81,6 @@ def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
     return settings
 
 
-def _batch(pieces: list):
-    from ..algos.common import UpdateBatch
-    cat = lambda xs: np.concatenate(xs, axis=0)  # noqa: E731
-    return UpdateBatch.from_arrays(cat([p.obs for p in pieces]), cat([p.actions for p in pieces]),
-                                   cat([p.log_probs for p in pieces]), cat([p.values for p in pieces]),
-                                   cat([p.advantages for p in pieces]), cat([p.returns for p in pieces]))
-
-
 def run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     """The steps dataset of one checkpoint (update steps on one torch thread:
     ``pgprobe.estimators.single_torch_thread``)."""
@@ -101,14 +93,14 @@ def run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
 def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     from ..checkpoint import load_checkpoint
     from ..datasets import add_run_coords, provenance
-    from ..estimators import update_step
+    from ..update import concatenate, stream_batch, update_step
     from ..sampling import sample_streams
     from .gradients import estimate_streams, reference_streams
 
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_finite()
     agent = ckpt.frozen_agent()
-    reduce = partial(_grid.stream_update_arrays, gamma=agent.gamma, lam=agent.gae_lambda)
+    reduce = partial(stream_batch, gamma=agent.gamma, lam=agent.gae_lambda)
     seed = settings["seed"]
 
     start = time.perf_counter()
@@ -116,7 +108,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     ref_pieces = sample_streams(agent, ref_streams, workers=workers, chunk_size=settings["chunk_size"],
                                 reduce=reduce, progress="reference step samples")
     sampled = time.perf_counter()
-    reference = update_step(ckpt, _batch(ref_pieces),
+    reference = update_step(ckpt, concatenate(ref_pieces),
                             _grid.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, 0, 0))
     ref_count = sum(p.obs.shape[0] for p in ref_pieces)
     ref_traj = sum(p.trajectory_count for p in ref_pieces)
@@ -141,7 +133,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
                             disable=len(streams) < 4):
         n, e = spec.step_count, spec.seed_key[-1]
         i = row[n]
-        steps[i, e] = update_step(ckpt, _batch([piece]),
+        steps[i, e] = update_step(ckpt, concatenate([piece]),
                                   _grid.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, n, e + 1))
         trajectories[i, e] = piece.trajectory_count
         lengths[i, e] = _grid.mean_or_nan(piece.episode_lengths)
@@ -154,7 +146,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
         reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)
     ds = add_run_coords(ds, ckpt.env_id, ckpt.algo, ckpt.seed, ckpt.iteration)
     ds.attrs = provenance("steps", config_section=settings, checkpoint_sha256=ckpt.sha256,
-                          estimator=f"{ckpt.algo} update step theta' - theta0 (pgprobe.estimators.update_step)")
+                          estimator=f"{ckpt.algo} update step theta' - theta0 (pgprobe.update.update_step)")
     return ds
 
 
