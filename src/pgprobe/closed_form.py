@@ -52,6 +52,16 @@ class LinearQuadraticBandit(gym.Env):
         super().reset(seed=seed)
         return self._draw(), {}
 
+    def get_sim_state(self) -> np.ndarray:
+        """The current state's index (the restore protocol of ``pgprobe.envs``)."""
+        return np.array([self._state_index], np.float64)
+
+    def set_sim_state(self, state) -> np.ndarray:
+        """Move to the state with index ``state[0]``; returns its observation.  Later
+        states and terminations come from this env's own (freshly seeded) generator."""
+        self._state_index = int(np.asarray(state).reshape(-1)[0])
+        return STATES[self._state_index].copy()
+
     def step(self, action):
         target = GAIN @ STATES[self._state_index]
         reward = -float(np.sum((np.asarray(action, np.float64) - target) ** 2))

@@ -6,6 +6,7 @@ them exactly and probes can apply them frozen.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -65,6 +66,75 @@ def env_dims(env_id: str) -> tuple[int, int]:
     obs_dim = int(np.prod(env.observation_space.shape))
     env.close()
     return obs_dim, int(np.prod(space.shape))
+
+
+# ---------------------------------------------------------------------------- simulator state
+def _mujoco(env):
+    base = env.unwrapped
+    model, data = getattr(base, "model", None), getattr(base, "data", None)
+    if model is None or data is None or not hasattr(base, "_get_obs"):
+        return None
+    import mujoco
+
+    return (base, model, data) if isinstance(model, mujoco.MjModel) else None
+
+
+def supports_restore(env) -> bool:
+    """True if the simulator state of ``env`` can be captured and restored exactly: MuJoCo
+    environments, or any environment whose unwrapped class has ``get_sim_state()`` and
+    ``set_sim_state(state) -> observation`` (the closed-form bandit)."""
+    base = env.unwrapped
+    return _mujoco(env) is not None or (hasattr(base, "get_sim_state") and hasattr(base, "set_sim_state"))
+
+
+def capture_state(env) -> np.ndarray:
+    """The state the next ``step`` starts from.  MuJoCo: the full integration state
+    (``mj_getState`` with mjSTATE_INTEGRATION: time, qpos, qvel, act, qacc_warmstart,
+    plugin state, mocap, user data, ...), which fixes ``mj_step`` bit for bit."""
+    sim = _mujoco(env)
+    if sim is None:
+        return np.asarray(env.unwrapped.get_sim_state(), np.float64)
+    import mujoco
+
+    _, model, data = sim
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(model, spec), np.float64)
+    mujoco.mj_getState(model, data, state, spec)
+    return state
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """Where a restored rollout starts: the state captured before step t, and, when step t is
+    not the first of its episode, the state and (clipped) action of step t − 1.
+
+    MuJoCo environments compute part of an observation and of the next reward from data
+    that ``mj_step`` derives (Humanoid: cinert, cvel, qfrc_actuator, cfrc_ext, the centre of
+    mass), and those hold the values of the *previous* step's substeps, not functions of the
+    state at t.  So t is restored by setting the integration state of t − 1 and replaying
+    the recorded action a_{t−1}: everything ``mj_step`` derives is then exactly the original
+    (tests/test_restore.py replays 50 recorded steps on Hopper, Walker2d and Humanoid).  At
+    an episode's first step the state is set and ``mj_forward`` run, as the reset did.
+    """
+    state: np.ndarray
+    previous_state: np.ndarray | None = None
+    previous_action: np.ndarray | None = None
+
+    def restore(self, env) -> np.ndarray:
+        """Put ``env`` (already reset) at this point; returns the raw observation there."""
+        sim = _mujoco(env)
+        if sim is None:
+            return np.asarray(env.unwrapped.set_sim_state(self.state))
+        import mujoco
+
+        base, model, data = sim
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        if self.previous_state is None:
+            mujoco.mj_setState(model, data, np.asarray(self.state, np.float64), spec)
+            mujoco.mj_forward(model, data)
+            return np.asarray(base._get_obs())
+        mujoco.mj_setState(model, data, np.asarray(self.previous_state, np.float64), spec)
+        return np.asarray(base.step(np.asarray(self.previous_action))[0])
 
 
 class RunningMeanStd:

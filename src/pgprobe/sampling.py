@@ -99,13 +99,6 @@ class Rollout:
         return int(self.rewards.size)
 
 
-def _mujoco_state(env) -> np.ndarray | None:
-    data = getattr(env.unwrapped, "data", None)
-    if data is None:
-        return None
-    return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
-
-
 _BYPASSABLE_WRAPPERS = ("TimeLimit", "OrderEnforcing", "PassiveEnvChecker")
 
 
@@ -135,8 +128,16 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
             noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
             observe: Callable[..., np.ndarray], scale_rewards: Callable[[np.ndarray, np.ndarray], np.ndarray],
-            update_normalizers: bool = False, record_states: bool = False) -> list[Rollout]:
+            update_normalizers: bool = False, record_states: bool = False,
+            starts: Sequence | None = None, single_episode: bool = False) -> list[Rollout]:
     """Step ``envs`` in lockstep from fresh resets; env i runs ``step_counts[i]`` steps.
+
+    ``starts[i]`` (a ``pgprobe.envs.RestorePoint`` or None): after its seeded reset, env i
+    is restored to that simulator state and starts from there.  ``single_episode``: each
+    env stops at the end of its first episode (termination or time limit) instead of
+    resetting, so its rollout may be shorter than ``step_counts[i]``.  ``record_states``:
+    ``Rollout.sim_states[t]`` is the simulator state step t starts from
+    (``pgprobe.envs.capture_state``; None where the env cannot be restored).
 
     Actions a = μ(s) + σ·ξ with ξ ~ N(0, I) from env i's own generator; the environment
     receives a clipped to its action bounds, log π is of the unclipped a.
@@ -166,7 +167,9 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     for i, rng in enumerate(noise_rngs):
         noise_all[:step_counts[i], i] = rng.standard_normal((int(step_counts[i]), act_dim), dtype=np.float32)
 
-    raw = np.stack([env.reset(seed=int(seed))[0] for env, seed in zip(envs, env_seeds)]).astype(np.float64)
+    raw = np.stack([env.reset(seed=int(seed))[0] if starts is None or starts[i] is None
+                    else (env.reset(seed=int(seed)), starts[i].restore(env))[1]
+                    for i, (env, seed) in enumerate(zip(envs, env_seeds))]).astype(np.float64)
     obs = observe(raw, update_normalizers)
     obs_dim = obs.shape[1]
     buf_obs = np.zeros((horizon, env_count, obs_dim), np.float32)
@@ -179,19 +182,22 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     buf_trunc = np.zeros((horizon, env_count), bool)
     buf_states = None
     if record_states:
-        first = _mujoco_state(envs[0])
-        if first is not None:
-            buf_states = np.zeros((horizon, env_count, first.size))
+        from .envs import capture_state, supports_restore
+        if supports_restore(envs[0]):
+            buf_states = np.zeros((horizon, env_count, capture_state(envs[0]).size))
     episode_returns: list[list[float]] = [[] for _ in range(env_count)]
     episode_lengths: list[list[int]] = [[] for _ in range(env_count)]
     running_return = [0.0] * env_count
     trajectories = [1] * env_count
     values = value_fn(obs).reshape(-1).astype(np.float64)
     all_active = list(range(env_count))
+    lengths = step_counts.copy()         # shortened where single_episode ends a stream early
     last_steps = [int(n) - 1 for n in step_counts]
 
     for t in range(horizon):
-        active = all_active if t < step_counts.min() else [i for i in all_active if t < step_counts[i]]
+        active = all_active if t < lengths.min() else [i for i in all_active if t < lengths[i]]
+        if not active:
+            break
         noise = noise_all[t]
         actions = agent_policy(obs) + std * noise
         buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
@@ -202,7 +208,7 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         final_raw = {}
         for i in active:
             if buf_states is not None:
-                buf_states[t, i] = _mujoco_state(envs[i])
+                buf_states[t, i] = capture_state(envs[i])
             o, r, term, trunc, _ = step_fns[i](clipped[i])
             elapsed[i] += 1
             if limits[i] is not None and elapsed[i] >= limits[i]:
@@ -217,7 +223,9 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
                 elapsed[i] = 0
                 if trunc and not term:
                     final_raw[i] = o
-                if t < last_steps[i]:
+                if single_episode:
+                    lengths[i] = t + 1
+                elif t < last_steps[i]:
                     o, _ = envs[i].reset()
                     trajectories[i] += 1
             raw[i] = o
@@ -235,7 +243,7 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
 
     results = []
     for i in range(env_count):
-        steps = int(step_counts[i])
+        steps = int(lengths[i])
         end = buf_term[:steps, i] | buf_trunc[:steps, i]
         end[steps - 1] = True
         results.append(Rollout(
@@ -252,9 +260,13 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
 @dataclass(frozen=True)
 class StreamSpec:
     """One independent stream: ``seed_key`` (tuple of ints, fed to numpy's SeedSequence as
-    entropy) fixes the env seed and action noise; ``step_count`` its length."""
+    entropy) fixes the env seed and action noise; ``step_count`` its length.  ``start``: a
+    ``pgprobe.envs.RestorePoint`` to start from instead of the reset state;
+    ``single_episode``: stop at the first episode end (see ``rollout``)."""
     seed_key: tuple
     step_count: int
+    start: object = None
+    single_episode: bool = False
 
 
 def stream_rngs(seed_key: tuple) -> tuple[int, np.random.Generator]:
@@ -270,9 +282,14 @@ def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states:
 
     envs = [make_env(agent.env_id, _checked=True) for _ in streams]
     seeds, rngs = zip(*(stream_rngs(s.seed_key) for s in streams))
+    if len({s.single_episode for s in streams}) > 1:
+        raise ValueError("streams of one chunk must agree on single_episode")
+    starts = [s.start for s in streams]
     rollouts = rollout(envs, agent.policy_mean, agent.log_std, agent.value,
                        [s.step_count for s in streams], rngs, seeds,
-                       agent.observe, agent.scale_rewards, record_states=record_states)
+                       agent.observe, agent.scale_rewards, record_states=record_states,
+                       starts=None if all(x is None for x in starts) else starts,
+                       single_episode=streams[0].single_episode)
     for env in envs:
         env.close()
     if reduce is not None:

@@ -23,8 +23,10 @@ of the checkpoint's value net V against three targets y:
   estimate this quantity (it targets the γ-discounted value); it is kept because an MRE of
   the paper's size (~50%) appears against it, not against discounted returns.
 * ``true_value`` (held-out only, beyond the paper): V^π(s_t) estimated by restoring the
-  MuJoCo simulator state (qpos, qvel) of s_t and averaging ``true_value_rollouts`` fresh
-  rollouts of the frozen policy from it (frozen observation normalization, rewards scaled as
+  full simulator state of s_t (``pgprobe.envs.RestorePoint``: MuJoCo's integration state,
+  with the previous step replayed so that derived data such as Humanoid's cfrc_ext are the
+  original's) and averaging ``true_value_rollouts`` fresh rollouts of the frozen policy
+  from it (frozen observation normalization, rewards scaled as
   in training, stopping where the episode's time limit would stop it).  Comparing it with
   the single-rollout return separates the return target's own sampling noise from the
   network's error (``return_noise_mre``).
@@ -62,13 +64,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing as mp
 
 import numpy as np
 import xarray as xr
 
 from ..advantages import discounted_returns, gae
+from ..errors import PgprobeError
 from ._grid import parse_settings
 
 PURPOSE_HELDOUT = 201
@@ -148,98 +149,58 @@ def segment_bookkeeping(rollout, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     return weight, step
 
 
-def _restored_chunk(agent, jobs, gamma: float):
-    """Run restored rollouts in lockstep.  ``jobs``: list of (state, steps, seed_key).
-
-    Each env is reset (seeded), its MuJoCo state set to ``state`` = concat(qpos, qvel), then
-    stepped ``steps`` steps (or to termination) with the frozen policy.  Returns per job
-    (discounted scaled return with γ^k V bootstrap where not terminated, first normalized obs).
-    """
-    from ..envs import make_env
-    from ..sampling import stream_rngs
-
-    envs = [make_env(agent.env_id, _checked=True) for _ in jobs]
-    rngs = []
-    raw = []
-    for env, (state, _, key) in zip(envs, jobs):
-        env_seed, rng = stream_rngs(key)
-        env.reset(seed=env_seed)
-        nq = env.unwrapped.model.nq
-        env.unwrapped.set_state(state[:nq], state[nq:])
-        raw.append(env.unwrapped._get_obs())
-        rngs.append(rng)
-    raw = np.stack(raw)
-    obs = agent.observe(raw)
-    first_obs = obs.copy()
-    steps = np.array([j[1] for j in jobs])
-    act_dim = agent.log_std.shape[0]
-    std = np.exp(agent.log_std).astype(np.float32)
-    low = np.stack([e.action_space.low for e in envs])
-    high = np.stack([e.action_space.high for e in envs])
-    totals = np.zeros(len(jobs))
-    discount = np.ones(len(jobs))
-    alive = np.ones(len(jobs), bool)
-    for t in range(int(steps.max())):
-        active = alive & (t < steps)
-        if not active.any():
-            break
-        mean = agent.policy_mean(obs)
-        noise = np.stack([rng.standard_normal(act_dim, dtype=np.float32) if active[i]
-                          else np.zeros(act_dim, np.float32) for i, rng in enumerate(rngs)])
-        actions = np.clip(mean + std * noise, low, high)
-        rewards = np.zeros(len(jobs))
-        terminated = np.zeros(len(jobs), bool)
-        for i, env in enumerate(envs):
-            if not active[i]:
-                continue
-            o, r, term, _trunc, _ = env.step(actions[i])
-            rewards[i], terminated[i] = r, term
-            raw[i] = o
-        scaled = agent.scale_rewards(rewards, terminated)
-        totals[active] += discount[active] * scaled[active]
-        discount[active] *= gamma
-        alive &= ~terminated
-        obs = agent.observe(raw)
-    # Bootstrap where the rollout stopped without termination (horizon / time limit).
-    boot = agent.value(obs).reshape(-1).astype(np.float64)
-    totals += np.where(alive, discount * boot, 0.0)
-    for env in envs:
-        env.close()
-    return list(zip(totals, first_obs))
+def _restored_return(rollout, spec, gamma: float):
+    """``reduce`` of a restored rollout: (discounted scaled return, bootstrapped with γ^k V(s_k)
+    where it stops without termination; the first normalized observation)."""
+    return float(discounted_returns(rollout.rewards, rollout.next_values, rollout.terminated,
+                                    rollout.segment_end, gamma)[0]), rollout.obs[0]
 
 
-def restored_values(agent, states: np.ndarray, steps: np.ndarray, rollouts: int, seed_key: tuple,
+def restored_values(agent, points: list, steps: np.ndarray, rollouts: int, seed_key: tuple,
                     workers: int, chunk_size: int, progress: str | None = None):
-    """V^π at each simulator state: mean and standard error over ``rollouts`` restored rollouts.
+    """V^π at restored simulator states (``pgprobe.envs.RestorePoint``): mean and standard
+    error over ``rollouts`` rollouts of the frozen policy from each, by the one rollout
+    engine (``pgprobe.sampling``): restored after a seeded reset, at most ``steps[s]`` steps,
+    stopping at the episode's end; each gives its discounted scaled return (eq. 3's R_t with
+    a γ^k V(s_k) bootstrap where it stops without termination).
 
-    Returns (mean (S,), standard_error (S,), restored first observations (S, obs_dim)).
+    Returns (mean (S,), standard_error (S,), restored first normalized observations (S, obs_dim)).
     Deterministic given ``seed_key`` and independent of ``workers``.
     """
-    from tqdm import tqdm
+    from functools import partial
 
-    jobs = [(states[s], int(steps[s]), (*seed_key, s, k))
-            for s in range(len(states)) for k in range(rollouts)]
-    chunks = [jobs[i:i + chunk_size] for i in range(0, len(jobs), chunk_size)]
-    gamma = agent.gamma
-    out = []
-    bar = tqdm(total=len(jobs), unit="rollout", desc=progress, disable=progress is None,
-               mininterval=2.0)
-    if workers <= 1 or len(chunks) == 1:
-        for chunk in chunks:
-            out.extend(_restored_chunk(agent, chunk, gamma))
-            bar.update(len(chunk))
-    else:
-        ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-            futures = [pool.submit(_restored_chunk, agent, chunk, gamma) for chunk in chunks]
-            for chunk, future in zip(chunks, futures):
-                out.extend(future.result())
-                bar.update(len(chunk))
-    bar.close()
-    totals = np.array([o[0] for o in out]).reshape(len(states), rollouts)
-    first_obs = np.stack([o[1] for o in out]).reshape(len(states), rollouts, -1)[:, 0]
-    se = totals.std(1, ddof=1) / math.sqrt(rollouts) if rollouts > 1 else np.full(len(states), np.nan)
+    from ..sampling import StreamSpec, sample_streams
+
+    specs = [StreamSpec((*seed_key, s, k), int(steps[s]), start=points[s], single_episode=True)
+             for s in range(len(points)) for k in range(rollouts)]
+    out = sample_streams(agent, specs, workers=workers, chunk_size=chunk_size,
+                         reduce=partial(_restored_return, gamma=agent.gamma), progress=progress)
+    totals = np.array([o[0] for o in out]).reshape(len(points), rollouts)
+    first_obs = np.stack([o[1] for o in out]).reshape(len(points), rollouts, -1)[:, 0]
+    se = totals.std(1, ddof=1) / math.sqrt(rollouts) if rollouts > 1 else np.full(len(points), np.nan)
     return totals.mean(1), se, first_obs
+
+
+def restore_points(env_id: str, states: np.ndarray, actions: np.ndarray, episode_step: np.ndarray,
+                   chosen: np.ndarray) -> list:
+    """``RestorePoint`` of each chosen sample of concatenated streams (``states``: the
+    simulator state each step started from; ``actions``: unclipped actions): at an episode's
+    first step the state itself, else the previous step's state and its action, clipped to
+    the action bounds exactly as the sampler clipped it."""
+    from ..envs import RestorePoint, make_env
+
+    env = make_env(env_id, _checked=True)
+    low = np.asarray(env.action_space.low, np.float32)
+    high = np.asarray(env.action_space.high, np.float32)
+    env.close()
+    points = []
+    for j in chosen:
+        if episode_step[j] == 0:
+            points.append(RestorePoint(states[j]))
+        else:
+            action = np.minimum(np.maximum(np.asarray(actions[j - 1], np.float32), low), high)
+            points.append(RestorePoint(states[j], states[j - 1], action))
+    return points
 
 
 def _max_episode_steps(env_id: str) -> int | None:
@@ -250,10 +211,10 @@ def _max_episode_steps(env_id: str) -> int | None:
 
 
 def _supports_restore(env_id: str) -> bool:
-    from ..envs import make_env
+    from ..envs import make_env, supports_restore
 
     env = make_env(env_id, _checked=True)
-    ok = all(hasattr(env.unwrapped, name) for name in ("set_state", "_get_obs", "model", "data"))
+    ok = supports_restore(env)
     env.close()
     return ok
 
@@ -329,7 +290,9 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     held_true = np.full(held_pred.size, np.nan)
     held_true_se = np.full(held_pred.size, np.nan)
     true_mask = np.zeros(held_pred.size, bool)
-    restore_error = math.nan
+    state_slots = settings["true_value_states"] if restore else 0
+    true_sample = np.full(state_slots, -1, np.int64)        # padded to the setting's length
+    true_obs = np.full((state_slots, held_obs.shape[1]), np.nan)
     if restore:
         candidates = np.flatnonzero(returns_mask)
         count = min(settings["true_value_states"], candidates.size)
@@ -342,13 +305,21 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
             horizon = np.full(count, settings["true_value_horizon"])
             if limit is not None:
                 horizon = np.minimum(horizon, limit - held_step[chosen])
+            points = restore_points(checkpoint.env_id, all_states, np.concatenate([r.actions for r in rollouts]),
+                                    held_step, chosen)
             mean, se, first_obs = restored_values(
-                agent, all_states[chosen], np.maximum(horizon, 1), settings["true_value_rollouts"],
+                agent, points, np.maximum(horizon, 1), settings["true_value_rollouts"],
                 (int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_TRUE_VALUE),
                 workers, settings["chunk_size"], "values: true V" if progress else None)
             restore_error = float(np.max(np.abs(first_obs - held_obs[chosen])))
+            if restore_error != 0.0:
+                raise PgprobeError(
+                    f"values probe: restoring {checkpoint.env_id} simulator states is not exact (max "
+                    f"|observation error| {restore_error:.3g} after restore); refusing to write a "
+                    "true_value target (set true_value_states: 0 to skip it)")
             held_true[chosen], held_true_se[chosen] = mean, se
             true_mask[chosen] = True
+            true_sample[:count], true_obs[:count] = chosen, held_obs[chosen]
 
     # ---- assemble.
     n_train, n_held = train_pred.size, held_pred.size
@@ -403,6 +374,11 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
             "heldout_mean_episode_return": variable(
                 (), float(np.mean(episode_returns)) if episode_returns else math.nan,
                 "mean undiscounted raw return of held-out episodes completed", "reward"),
+            "true_value_sample": variable(("true_value_state",), true_sample,
+                                          "held-out sample index of the restored state (-1: unused slot)", "1"),
+            "true_value_observation": variable(("true_value_state", "observation_component"), true_obs,
+                                               "normalized observation at the restored state (as the "
+                                               "policy saw it; NaN: unused slot)", "1"),
             "heldout_episodes": variable((), len(episode_returns),
                                          "held-out episodes completed", "1"),
         },
@@ -417,7 +393,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     ds.attrs = provenance("values", settings, checkpoint.sha256, probe_seed=int(seed),
                           gamma=gamma, gae_lambda=lam,
                           true_value_available=int(restore),
-                          restore_obs_max_abs_error=restore_error,
+                          true_value_restore="full simulator state, previous step replayed; the first "
+                                             "observation of every restored rollout equals the recorded one",
                           returns_treatment="returns/true_value MRE exclude samples whose discounted "
                                             "return puts weight > max_bootstrap_weight on a value-net "
                                             "bootstrap (cut trajectories)")
