@@ -79,3 +79,28 @@ def tiny_workflow_dir(tmp_path_factory) -> Path:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     workdir.joinpath("first_run.log").write_text(result.stdout + result.stderr)
     return workdir
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """Every matplotlib Figure saved during the test, in order (so that a figure test can
+    compare the plotted line data with the dataset it was drawn from)."""
+    from matplotlib.figure import Figure
+
+    saved: list = []
+    original = Figure.savefig
+
+    def recording_savefig(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    return saved
+
+
+def plotted_lines(axes, point_count: int) -> list:
+    """(x, y) arrays of the data lines of an Axes with ``point_count`` points; vertical
+    reference lines (axvline: one x value) are left out."""
+    import numpy as np
+
+    lines = [(np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)) for line in axes.lines]
+    return [(x, y) for x, y in lines if len(x) == point_count and len(np.unique(x)) > 1]

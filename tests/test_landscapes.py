@@ -175,18 +175,37 @@ def test_episode_returns_independent_of_chunking(closed_form_checkpoint):
         landscapes.episode_returns(agent, keys, chunk_size=16, max_episode_steps=1)
 
 
-def test_figures_render(closed_form_run, tmp_path):
+def test_figures_plot_the_dataset_surfaces(closed_form_run, tmp_path, monkeypatch):
+    """Every surface a landscape figure draws is a true_reward (at some trajectory count) or
+    surrogate grid of the dataset, for one of its iterations and regimes."""
+    from mpl_toolkits.mplot3d.axes3d import Axes3D
+
     from pgprobe.figures import landscapes as figs
+
+    drawn = []
+    original = Axes3D.plot_surface
+
+    def recording_plot_surface(self, x, y, z, *args, **kwargs):
+        drawn.append(np.asarray(z, float))
+        return original(self, x, y, z, *args, **kwargs)
+    monkeypatch.setattr(Axes3D, "plot_surface", recording_plot_surface)
 
     settings = {**SMALL_SETTINGS, "alpha_points": 3, "beta_points": 3}
     parts = [landscapes.run(load_checkpoint(closed_form_run / "checkpoints" / f"iter{i:04d}.pt"),
                             settings, seed=0, workers=1, progress=False) for i in (0, 2)]
     ds = xr.combine_by_coords(parts, combine_attrs="override")
     assert set(figs.FIGURES) == {"fig5", "fig6", "fig7", *(f"fig{n}" for n in range(13, 21))}
+    run = ds.isel(env=0, algo=0, seed=0)
+    grids = [run["surrogate"].sel(iteration=i, regime=r).transpose("alpha", "beta").values
+             for i in run["iteration"].values for r in run["regime"].values]
+    grids += [run["true_reward"].sel(iteration=i, regime=r, trajectories=t).transpose("alpha", "beta").values
+              for i in run["iteration"].values for r in run["regime"].values for t in run["trajectories"].values]
     for name, spec in figs.FIGURES.items():
-        out = tmp_path / f"{name}.pdf"
-        spec["func"]({"landscapes": ds}, {}, out)
-        assert out.stat().st_size > 1000, name
+        drawn.clear()
+        spec["func"]({"landscapes": ds}, {}, tmp_path / f"{name}.pdf")
+        assert drawn, name
+        for z in drawn:
+            assert any(np.array_equal(z, grid, equal_nan=True) for grid in grids), name
     # A requested task that is not in the data falls back to what is there, saying so.
     _, note = figs.choose_run(ds, {"env": "Humanoid-v5"}, "ppo")
     assert "Humanoid-v5" in note and "not in the data" in note

@@ -23,7 +23,6 @@ def test_ppo_steps_dataset_and_determinism(hopper_ppo_checkpoint, tmp_path):
     for name, var in {**ds.data_vars, **ds.coords}.items():
         assert "long_name" in var.attrs and "units" in var.attrs, name
     assert (ds["estimate_norm"].values > 0).all() and ds["reference_norm"].item() > 0
-    assert np.all(np.abs(ds["reference_cosine"].values) <= 1 + 1e-12)
     again = S.run(str(hopper_ppo_checkpoint), S.resolve_settings(TINY), workers=1)
     xr.testing.assert_equal(ds.load(), again)
 
@@ -31,8 +30,7 @@ def test_ppo_steps_dataset_and_determinism(hopper_ppo_checkpoint, tmp_path):
 def test_trpo_steps(hopper_trpo_checkpoint):
     ds = S.run(str(hopper_trpo_checkpoint), S.resolve_settings(TINY), workers=1)
     assert ds["algo"].values.tolist() == ["trpo"]
-    cos = ds["pairwise_cosine"].values
-    assert np.isfinite(cos).all() and np.all(np.abs(cos) <= 1 + 1e-12)
+    assert (ds["estimate_norm"].values > 0).all(), "the line search rejected a step"
 
 
 def test_bad_setting(hopper_ppo_checkpoint, tmp_path, capsys):

@@ -20,6 +20,23 @@ def pairwise_cosine(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.einsum("pd,pd->p", unit[index_a], unit[index_b]), index_a, index_b
 
 
+def relative_variance(estimates: np.ndarray) -> np.ndarray:
+    """Empirical variance of M estimates relative to their mean's size:
+    tr Cov(ĝ) / ‖ḡ‖², with the unbiased covariance (1/(M−1)) Σ_i ‖ĝ_i − ḡ‖² and
+    ḡ = (1/M) Σ_i ĝ_i, over the last axis of ``estimates`` (..., M, P) → (...).  This is
+    the "empirical variance" of Figures 1 and 4 as a number (the pairwise cosine is its
+    proxy); scale-free, 0 for identical estimates, NaN when ḡ = 0 or M < 2."""
+    estimates = np.asarray(estimates, np.float64)
+    count = estimates.shape[-2]
+    if count < 2:
+        return np.full(estimates.shape[:-2], np.nan)
+    mean = estimates.mean(-2, keepdims=True)
+    trace = ((estimates - mean) ** 2).sum((-2, -1)) / (count - 1)
+    mean_sq = (mean[..., 0, :] ** 2).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean_sq > 0, trace / np.where(mean_sq > 0, mean_sq, 1.0), np.nan)
+
+
 def mean_relative_error(prediction, target, floor_fraction: float = 1e-3) -> float:
     """MRE = mean_i |V_i − y_i| / max(|y_i|, f), with the guard f = ``floor_fraction`` ×
     mean|y| so that targets near 0 cannot blow the mean up (a target at 0 contributes its

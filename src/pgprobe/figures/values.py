@@ -122,22 +122,30 @@ def fig12(datasets: dict, options: dict, out_path) -> None:
     save_figure(fig, out_path)
 
 
+LAMBDA_SETTING_TITLES = {"paper": "paper's arms (zero at λ=1)", "matched": "λ matched (all at λ=1)"}
+
+
 def fig4(datasets: dict, options: dict, out_path) -> None:
+    """Rows: per task, the paper's comparison, then the λ-matched one (every baseline at the
+    zero arm's λ, so only the baseline differs); columns: iterations."""
     ds = datasets["baselines"]
     envs = choose_many(options, "envs", ds["env"].values, ["Walker2d-v5", "Hopper-v5"])
     algo = choose(options, "algo", ds["algo"].values, "ppo")
     iterations = choose_many(options, "iterations", ds["iteration"].values)
     names = choose_many(options, "baselines", ds["baseline"].values)
-    frame = (ds["pairwise_cosine"].sel(algo=algo, baseline=names)
+    settings = choose_many(options, "lambda_settings", ds["lambda_setting"].values)
+    frame = (ds["pairwise_cosine"].sel(algo=algo, baseline=names, lambda_setting=settings)
              .to_dataframe(name="cosine").reset_index())
     frame = frame[np.isfinite(frame["cosine"])]
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    fig, axes = plt.subplots(len(envs), len(iterations), squeeze=False, sharey=True,
-                             figsize=figure_size(options, len(iterations), len(envs)))
-    for row, env in enumerate(envs):
+    rows = [(env, setting) for env in envs for setting in settings]
+    fig, axes = plt.subplots(len(rows), len(iterations), squeeze=False, sharey=True,
+                             figsize=figure_size(options, len(iterations), len(rows)))
+    for row, (env, setting) in enumerate(rows):
         for col, iteration in enumerate(iterations):
             ax = axes[row, col]
-            sub = frame[(frame["env"] == env) & (frame["iteration"] == iteration)]
+            sub = frame[(frame["env"] == env) & (frame["iteration"] == iteration)
+                        & (frame["lambda_setting"] == setting)]
             for name in names:
                 part = sub[sub["baseline"] == name]
                 if not part.empty:
@@ -148,7 +156,8 @@ def fig4(datasets: dict, options: dict, out_path) -> None:
             ax.set_xscale("log")
             ax.set_xlabel("# State-action pairs")
             ax.set_ylabel("Avg. pairwise cos sim" if col == 0 else "")
-            ax.set_title(f"{env} {ALGO_LABELS.get(algo, algo)}, iter {iteration}")
+            ax.set_title(f"{env} {ALGO_LABELS.get(algo, algo)}, iter {iteration}\n"
+                         f"{LAMBDA_SETTING_TITLES.get(setting, setting)}", fontsize="small")
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -165,7 +174,9 @@ FIGURES = {
     "fig4": {"func": fig4, "datasets": ["baselines"],
              "caption": "Gradient variance (mean pairwise cosine similarity of gradient estimates) vs "
                         "state-action pairs with the true-value, value-network and zero baselines "
-                        "(paper Figure 4)."},
+                        "(paper Figure 4); per task, first row the paper's arms (zero baseline at "
+                        "lambda = 1, the others at the agent's lambda), second row every baseline at "
+                        "lambda = 1 so that only the baseline differs."},
     "fig11": {"func": fig11, "datasets": ["training"],
               "caption": "Train MRE (fit batch) of the value net against GAE targets and returns, all "
                          "tasks (paper Figure 11)."},

@@ -292,7 +292,7 @@ def similarity_dataset(*, quantity: str, sample_counts: list[int], estimates: np
     reference: (P,).  Keeps every pair's and every estimate's value (raw), plus means.
     """
     from ..datasets import variable
-    from ..stats import pairwise_cosine
+    from ..stats import pairwise_cosine, relative_variance
 
     estimates = np.asarray(estimates, np.float64)
     reference = np.asarray(reference, np.float64)
@@ -318,6 +318,9 @@ def similarity_dataset(*, quantity: str, sample_counts: list[int], estimates: np
                                           f"mean cosine similarity of the {q} estimates with the reference", "1"),
         "estimate_norm": variable(("sample_count", "estimate"), norms, f"Euclidean norm of the {q} estimate",
                                   "parameter units"),
+        "relative_variance": variable(("sample_count",), relative_variance(estimates),
+                                      f"empirical variance of the {q} estimates: trace of their covariance "
+                                      "(ddof 1) over the squared norm of their mean", "1"),
         "trajectory_count": variable(("sample_count", "estimate"), np.asarray(trajectory_counts, np.int64),
                                      "trajectories behind the estimate (independent units; includes the cut last one)",
                                      "trajectories"),

@@ -37,6 +37,14 @@ Baselines (eq. 2):
   batch mean, so with ``normalize_advantages`` the "zero" baseline is in effect a constant
   (batch-mean) baseline.
 
+Two λ settings (dimension ``lambda_setting``).  ``paper``: the comparison as the paper draws
+it, the zero arm at ``zero_baseline_lambda`` and the others at the checkpoint's λ, so the
+arms differ in two things (the baseline and λ).  ``matched``: every arm at
+``zero_baseline_lambda`` (default 1, Â_t = R_t − b(s_t)), so only the baseline differs;
+Figure 4 draws it as its second row.  Next to the pairwise cosine (a proxy), the dataset
+holds the empirical variance itself, ``relative_variance`` = tr Cov(ĝ) / ‖ḡ‖² over the M
+estimates (``pgprobe.stats.relative_variance``).
+
 A function baseline b replaces V everywhere GAE uses it: δ_t = r_t + γ b(s_{t+1}) − b(s_t),
 including the bootstrap at cut trajectory ends, with the checkpoint's λ (``advantage_lambda``
 overrides it for the agent and function baselines; 1 gives Monte-Carlo advantages R_t − b(s_t),
@@ -92,6 +100,7 @@ from .values import add_common_arguments, load_checked_checkpoint, segment_bookk
 PURPOSE_ESTIMATES = 301
 PURPOSE_REFERENCE = 302
 PURPOSE_FIT = 303
+LAMBDA_SETTINGS = ["paper", "matched"]
 
 DEFAULTS = {
     "sample_counts": [512, 2048, 8192],   # N, state-action pairs per estimate
@@ -350,14 +359,15 @@ def default_baselines(true_value_net) -> list[Baseline]:
     ]
 
 
-def _advantages(rollout, baseline: Baseline, gamma: float, lam: float, zero_lam: float) -> np.ndarray:
-    from ..estimators import rollout_advantages
+def _advantages(rollout, baseline: Baseline, gamma: float, lam: float) -> np.ndarray:
+    """GAE(γ, λ) advantages of one stream with baseline b (eq. 2): the agent's sampled
+    V, b ≡ 0, or a function baseline (sampled b(s) in ``rollout.values``)."""
+    from ..update import rollout_advantages
 
     if baseline.kind == "zero":
         zeros = np.zeros_like(rollout.rewards)
-        return rollout_advantages(rollout, gamma, zero_lam, values=zeros, next_values=zeros)[0]
-    values = None if baseline.kind == "agent" else rollout.values  # (function: sampled b(s))
-    return rollout_advantages(rollout, gamma, lam, values=values)[0]
+        return rollout_advantages(rollout, gamma, lam, values=zeros, next_values=zeros)[0]
+    return rollout_advantages(rollout, gamma, lam)[0]
 
 
 def measure_baselines(checkpoint, settings: dict | None = None, seed: int = 0, workers: int = 1,
@@ -382,7 +392,7 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
     from ..datasets import add_run_coords, provenance, variable
     from ..estimators import gradient_sums
     from ..sampling import StreamSpec, sample_streams
-    from ..stats import pairwise_cosine
+    from ..stats import pairwise_cosine, relative_variance
 
     settings = checked_settings(settings)
     hp = checkpoint.hyperparameters
@@ -424,40 +434,55 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
             if not (np.array_equal(r0.actions, r1.actions) and np.array_equal(r0.raw_rewards, r1.raw_rewards)):
                 raise RuntimeError("baseline passes sampled different trajectories (sampler not deterministic)")
 
+    zero_lam = float(settings["zero_baseline_lambda"])
+    # (lambda setting, baseline) -> λ of its GAE: "paper" keeps the paper's comparison (the
+    # zero arm at zero_baseline_lambda, the others at the checkpoint's λ); "matched" puts
+    # every arm at zero_baseline_lambda (1: Â = R − b(s)), so only the baseline differs.
+    lambdas = np.array([[zero_lam if b.kind == "zero" else lam for b in baselines],
+                        [zero_lam for _ in baselines]])
     pair_a, pair_b = np.triu_indices(m, k=1)
-    cosine = np.zeros((len(baselines), len(counts), pair_a.size))
-    norms = np.zeros((len(baselines), len(counts), m))
-    adv_std = np.zeros((len(baselines), len(counts), m))
+    shape = (len(LAMBDA_SETTINGS), len(baselines), len(counts))
+    cosine = np.zeros(shape + (pair_a.size,))
+    norms = np.zeros(shape + (m,))
+    adv_std = np.zeros(shape + (m,))
+    variance = np.zeros(shape)
     trajectories = np.zeros((len(counts), m), np.int64)
-    for bi, b in enumerate(baselines):
-        rollouts = passes[b.name if b.kind == "function" else None]
-        for ci, n in enumerate(counts):
-            grads = []
-            for e in range(m):
-                r = rollouts[ci * m + e]
-                adv = _advantages(r, b, gamma, lam, settings["zero_baseline_lambda"])
-                g = gradient_sums(checkpoint.policy, r.obs, r.actions, adv).gradient(
-                    settings["normalize_advantages"])
-                grads.append(g)
-                norms[bi, ci, e] = np.linalg.norm(g)
-                adv_std[bi, ci, e] = float(np.std(adv))
-                trajectories[ci, e] = r.trajectory_count
-            values, ia, ib = pairwise_cosine(np.stack(grads))
-            assert np.array_equal(ia, pair_a) and np.array_equal(ib, pair_b)
-            cosine[bi, ci] = values
+    for li in range(len(LAMBDA_SETTINGS)):
+        for bi, b in enumerate(baselines):
+            rollouts = passes[b.name if b.kind == "function" else None]
+            for ci, n in enumerate(counts):
+                grads = []
+                for e in range(m):
+                    r = rollouts[ci * m + e]
+                    adv = _advantages(r, b, gamma, float(lambdas[li, bi]))
+                    g = gradient_sums(checkpoint.policy, r.obs, r.actions, adv).gradient(
+                        settings["normalize_advantages"])
+                    grads.append(g)
+                    norms[li, bi, ci, e] = np.linalg.norm(g)
+                    adv_std[li, bi, ci, e] = float(np.std(adv))
+                    trajectories[ci, e] = r.trajectory_count
+                values, ia, ib = pairwise_cosine(np.stack(grads))
+                assert np.array_equal(ia, pair_a) and np.array_equal(ib, pair_b)
+                cosine[li, bi, ci] = values
+                variance[li, bi, ci] = relative_variance(np.stack(grads))
 
     adv_units = "scaled return" if hp.get("normalize_rewards") else "return"
     ds = xr.Dataset(
         {
-            "pairwise_cosine": variable(("baseline", "sample_count", "pair"), cosine,
+            "pairwise_cosine": variable(("lambda_setting", "baseline", "sample_count", "pair"), cosine,
                                         "cosine similarity of the gradient estimates of a pair", "1"),
-            "mean_pairwise_cosine": variable(("baseline", "sample_count"), cosine.mean(-1),
+            "mean_pairwise_cosine": variable(("lambda_setting", "baseline", "sample_count"), cosine.mean(-1),
                                              "mean pairwise cosine similarity of the M gradient "
                                              "estimates (higher = lower variance)", "1"),
-            "gradient_norm": variable(("baseline", "sample_count", "estimate"), norms,
+            "relative_variance": variable(("lambda_setting", "baseline", "sample_count"), variance,
+                                          "empirical variance of the M gradient estimates: trace of their "
+                                          "covariance (ddof 1) over the squared norm of their mean", "1"),
+            "gradient_norm": variable(("lambda_setting", "baseline", "sample_count", "estimate"), norms,
                                       "L2 norm of the gradient estimate (eq. 1, eq. 15 advantages)", "1"),
-            "advantage_std": variable(("baseline", "sample_count", "estimate"), adv_std,
+            "advantage_std": variable(("lambda_setting", "baseline", "sample_count", "estimate"), adv_std,
                                       "std of the unnormalized advantages of the estimate", adv_units),
+            "gae_lambda": variable(("lambda_setting", "baseline"), lambdas,
+                                   "GAE lambda of the baseline's advantages", "1"),
             "trajectory_count": variable(("sample_count", "estimate"), trajectories,
                                          "trajectories in the estimate's stream (last one cut)", "1"),
             "true_value_fit_mre": variable((), fit_stats["validation_mre"],
@@ -479,6 +504,10 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
                                                       "held-out reference samples of the fit error", "1"),
         },
         coords={
+            "lambda_setting": ("lambda_setting", LAMBDA_SETTINGS,
+                               {"long_name": "GAE lambda of the arms (paper: zero baseline at "
+                                "zero_baseline_lambda, the others at the checkpoint's lambda; matched: "
+                                "every arm at zero_baseline_lambda)", "units": "1"}),
             "baseline": ("baseline", names, {"long_name": "baseline function b(s) of eq. 2", "units": "1",
                                              "description": " | ".join(f"{b.name}: {b.description}"
                                                                        for b in baselines)}),
@@ -505,7 +534,7 @@ def _cmd(args) -> None:
     ds = measure_baselines(checkpoint, settings, seed=args.seed, workers=args.workers,
                            shards=args.shards, progress=not args.no_progress)
     write_netcdf(ds, args.out)
-    mean = ds["mean_pairwise_cosine"].isel(env=0, algo=0, seed=0, iteration=0)
+    mean = ds["mean_pairwise_cosine"].isel(env=0, algo=0, seed=0, iteration=0).sel(lambda_setting="paper")
     summary = ", ".join(f"{b}={float(mean.sel(baseline=b).isel(sample_count=-1)):.3f}"
                         for b in mean["baseline"].values)
     print(f"wrote {args.out}: mean pairwise cosine at N={int(mean['sample_count'][-1])}: {summary}")
