@@ -207,6 +207,9 @@ class Trainer:
             "obs": batch.obs.numpy(), "actions": batch.actions.numpy(),
             "log_probs": batch.old_log_probs.numpy(), "values": batch.old_values.numpy(),
             "advantages": batch.advantages.numpy(), "returns": batch.returns.numpy(),
+            # episode structure, for the values probe's authors'-definition targets
+            **{key: np.concatenate([getattr(r, key) for r in rollouts])
+               for key in ("rewards", "next_values", "terminated", "truncated", "segment_end")},
         }
         self.iteration = iteration
         self.history.append(row)

@@ -77,7 +77,17 @@ PURPOSE_TRUE_VALUE = 202
 PURPOSE_TRUE_VALUE_STATES = 203
 
 SPLITS = ["train", "heldout"]
-TARGETS = ["gae", "returns", "true_value", "undiscounted_returns"]
+TARGETS = ["gae", "returns", "true_value", "undiscounted_returns", "gae_authors", "returns_authors"]
+# How ``mre`` is computed per target (the authors' targets keep their code's formulas).
+MRE_FORMULAS = {
+    "gae": "mean |V-y| / max(|y|, 1e-3 mean|y|)",
+    "returns": "mean |V-y| / max(|y|, 1e-3 mean|y|)",
+    "true_value": "mean |V-y| / max(|y|, 1e-3 mean|y|)",
+    "undiscounted_returns": "mean |V-y| / max(|y|, 1e-3 mean|y|)",
+    "gae_authors": "mean (V-y)^2 / |y| over non-terminal samples (PPO: max with the clipped V_old + "
+                   "clip(V-V_old, +-eps)); a squared error over |y|, as the authors' value_loss_gae",
+    "returns_authors": "mean |V-y| / |y| over non-terminal samples, no floor, as the authors' value_loss_returns",
+}
 
 DEFAULTS = {
     "heldout_streams": 4,            # independent held-out streams
@@ -105,6 +115,49 @@ def load_checked_checkpoint(path):
     checkpoint = load_checkpoint(path)
     checkpoint.require_finite()
     return checkpoint
+
+
+# ---------------------------------------------------------------------------- the authors' targets
+def authors_targets(rewards, values, next_values, terminated, truncated, segment_end,
+                    gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(returns, GAE target V_old + A, non-terminal mask) as the paper's code computes them
+    (MadryLab/implementation-matters, ``advantage_and_return``; read, not copied):
+
+    * a path ends at every done, and gym v2's TimeLimit reported the time limit as done, so a
+      time-limit end is a terminal: no bootstrap there, for returns and for GAE;
+    * returns R_t = Σ_k γ^k r_{t+k} within the path, with NO bootstrap where the batch (our
+      stream) cuts the last path: the rewards past the cut count as 0;
+    * GAE with V(s_{t+1}) = 0 at a done and V(s_{T−1}) (the last state's own value) at the
+      batch's last step; target y = V_old + A;
+    * the MREs average over the samples with not_done = 1 (the done step itself is left
+      out, the last step before a cut is kept).
+    """
+    rewards = np.asarray(rewards, np.float64)
+    values = np.asarray(values, np.float64)
+    done = np.asarray(terminated, bool) | np.asarray(truncated, bool)
+    returns = discounted_returns(rewards, np.zeros_like(rewards), done, segment_end, gamma)
+    bootstrap = np.asarray(next_values, np.float64).copy()
+    bootstrap[-1] = values[-1]
+    advantages = gae(rewards, values, bootstrap, done, segment_end, gamma, lam)
+    return returns, values + advantages, ~done
+
+
+def authors_mre(target: str, prediction, y, mask, old_values=None, clip_epsilon: float | None = None) -> float:
+    """The authors' code's "MRE" of a target (``MRE_FORMULAS``): returns_authors the mean
+    relative error |V − y|/|y|; gae_authors the squared error (V − y)² over |y|, with PPO's
+    value clipping max((V − y)², (V_old + clip(V − V_old, ±ε) − y)²)."""
+    mask = np.asarray(mask, bool) & np.isfinite(y) & np.isfinite(prediction)
+    if not mask.any():
+        return math.nan
+    v, y = np.asarray(prediction, np.float64)[mask], np.asarray(y, np.float64)[mask]
+    with np.errstate(divide="ignore"):
+        if target == "returns_authors":
+            return float(np.mean(np.abs(v - y) / np.abs(y)))
+        error = (v - y) ** 2
+        if clip_epsilon is not None and old_values is not None:
+            old = np.asarray(old_values, np.float64)[mask]
+            error = np.maximum(error, (old + np.clip(v - old, -clip_epsilon, clip_epsilon) - y) ** 2)
+        return float(np.mean(error / np.abs(y)))
 
 
 # ---------------------------------------------------------------------------- rollout helpers
@@ -250,9 +303,22 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
         train_pred = train_pred.astype(np.float64)
         train_targets = {"gae": np.asarray(fit["values"], np.float64) + np.asarray(fit["advantages"], np.float64),
                          "returns": np.asarray(fit["returns"], np.float64)}
+        train_old = np.asarray(fit["values"], np.float64)
+        if "segment_end" in fit:   # checkpoints from before pgprobe kept episode ends: no authors' targets
+            ret_a, gae_a, mask_a = authors_targets(fit["rewards"], fit["values"], fit["next_values"],
+                                                   fit["terminated"], fit["truncated"], fit["segment_end"],
+                                                   gamma, lam)
+            train_targets.update(gae_authors=gae_a, returns_authors=ret_a)
+            train_authors_mask = mask_a
+        else:
+            train_targets.update(gae_authors=np.full(train_pred.size, np.nan),
+                                 returns_authors=np.full(train_pred.size, np.nan))
+            train_authors_mask = np.zeros(train_pred.size, bool)
     else:  # iteration 0: the value net has not been fit yet
         train_pred = np.zeros(0)
-        train_targets = {"gae": np.zeros(0), "returns": np.zeros(0)}
+        train_old = np.zeros(0)
+        train_targets = dict.fromkeys(["gae", "returns", "gae_authors", "returns_authors"], np.zeros(0))
+        train_authors_mask = np.zeros(0, bool)
 
     # ---- held-out split: fresh streams of the frozen policy.
     restore = settings["true_value_states"] > 0 and _supports_restore(checkpoint.env_id)
@@ -261,7 +327,10 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     rollouts = sample_streams(agent, specs, workers=workers, chunk_size=settings["chunk_size"],
                               record_states=restore, progress="values: held-out" if progress else None)
     pred, gae_t, ret_t, weight, ep_step, states, undisc, complete = [], [], [], [], [], [], [], []
+    authors = []
     for r in rollouts:
+        authors.append(authors_targets(r.rewards, r.values, r.next_values, r.terminated, r.truncated,
+                                       r.segment_end, gamma, lam))
         adv = gae(r.rewards, r.values, r.next_values, r.terminated, r.segment_end, gamma, lam)
         ret = discounted_returns(r.rewards, r.next_values, r.terminated, r.segment_end, gamma)
         w, s = segment_bookkeeping(r, gamma)
@@ -282,6 +351,7 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     held_step = np.concatenate(ep_step)
     held_obs = np.concatenate([r.obs for r in rollouts])
     held_undisc = np.concatenate(undisc)
+    held_ret_a, held_gae_a, held_mask_a = (np.concatenate([a[k] for a in authors]) for k in range(3))
     complete_mask = np.concatenate(complete)
     returns_mask = held_weight <= settings["max_bootstrap_weight"] + 1e-12
     episode_returns = [x for r in rollouts for x in r.episode_returns]
@@ -330,23 +400,34 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     pad_mask = lambda x: np.concatenate([np.asarray(x, np.int8), np.zeros(n - len(x), np.int8)])  # noqa: E731
     prediction = np.stack([pad(train_pred), pad(held_pred)])
     target_value = np.stack([
-        np.stack([pad(train_targets["gae"]), pad(train_targets["returns"]), pad([]), pad([])]),
-        np.stack([pad(held_gae), pad(held_ret), pad(held_true), pad(held_undisc)])])
+        np.stack([pad(train_targets["gae"]), pad(train_targets["returns"]), pad([]), pad([]),
+                  pad(train_targets["gae_authors"]), pad(train_targets["returns_authors"])]),
+        np.stack([pad(held_gae), pad(held_ret), pad(held_true), pad(held_undisc), pad(held_gae_a),
+                  pad(held_ret_a)])])
     included = np.stack([
-        np.stack([pad_mask(np.ones(n_train)), pad_mask(np.ones(n_train)), pad_mask([]), pad_mask([])]),
+        np.stack([pad_mask(np.ones(n_train)), pad_mask(np.ones(n_train)), pad_mask([]), pad_mask([]),
+                  pad_mask(train_authors_mask), pad_mask(train_authors_mask)]),
         np.stack([pad_mask(np.ones(n_held)), pad_mask(returns_mask), pad_mask(true_mask),
-                  pad_mask(complete_mask)])])
-    mre = np.array([[_mre_masked(prediction[s], target_value[s, k], included[s, k])
-                     for k in range(len(TARGETS))] for s in range(len(SPLITS))])
-    on_true = np.array([_mre_masked(held_pred, t, true_mask)
-                        for t in (held_gae, held_ret, held_true, held_undisc)])
+                  pad_mask(complete_mask), pad_mask(held_mask_a), pad_mask(held_mask_a)])])
+    # V_old of the authors' clipped GAE error: the fit batch's pre-update values (train);
+    # on held-out data the checkpoint's net is both V and V_old.
+    old_values = np.stack([pad(train_old), pad(held_pred)])
+    clip = float(hp["clip_epsilon"]) if hp.get("clip_value_loss") else None
+    mre = np.array([[authors_mre(target, prediction[s], target_value[s, k], included[s, k], old_values[s], clip)
+                     if target.endswith("_authors") else
+                     _mre_masked(prediction[s], target_value[s, k], included[s, k])
+                     for k, target in enumerate(TARGETS)] for s in range(len(SPLITS))])
+    on_true = np.array([authors_mre(target, held_pred, t, true_mask, held_pred, clip) if target.endswith("_authors")
+                        else _mre_masked(held_pred, t, true_mask)
+                        for target, t in zip(TARGETS, (held_gae, held_ret, held_true, held_undisc, held_gae_a,
+                                                       held_ret_a))])
     return_noise = _mre_masked(held_ret, held_true, true_mask)
 
     sample_units = "scaled return" if hp.get("normalize_rewards") else "return"
     ds = xr.Dataset(
         {
-            "mre": variable(("split", "target"), mre, "mean relative error of the value net "
-                            "mean|V(s)-y|/max(|y|, 1e-3 mean|y|) over included samples", "1"),
+            "mre": variable(("split", "target"), mre, "mean relative error of the value net over "
+                            "included samples (formula per target: mre_formula)", "1"),
             "included_count": variable(("split", "target"), included.sum(-1).astype(np.int64),
                                        "samples entering the MRE", "1"),
             "prediction": variable(("split", "sample"), prediction,
@@ -386,6 +467,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
             "split": ("split", SPLITS, {"long_name": "data the MRE is measured on (train: the "
                                         "checkpoint's fit batch; heldout: fresh rollouts)", "units": "1"}),
             "target": ("target", TARGETS, {"long_name": "regression target", "units": "1"}),
+            "mre_formula": ("target", [MRE_FORMULAS[t] for t in TARGETS],
+                            {"long_name": "how mre is computed for this target", "units": "1"}),
             "sample": ("sample", np.arange(n), {"long_name": "sample index within the split "
                                                  "(NaN-padded)", "units": "1"}),
         })
