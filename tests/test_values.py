@@ -157,14 +157,28 @@ def test_parse_settings_defaults():
         values.parse_settings({"true_value_states": -1}, values.DEFAULTS, values.SETTING_KINDS, "values")
 
 
-def test_figures_render(tmp_path, hopper_values, hopper_ppo_run):
+def test_figures_plot_the_dataset_mres(tmp_path, hopper_values, hopper_ppo_run, saved_figures):
+    """fig3/fig12 draw the held-out MRE per iteration, fig11 train.nc's per-iteration train MREs."""
+    from conftest import plotted_lines
     from pgprobe.figures import values as figures
 
-    training = xr.open_dataset(hopper_ppo_run / "train.nc")
-    training = training.expand_dims(env=["Hopper-v5"], algo=["ppo"], seed=[0])
-    for name in ("fig3", "fig11", "fig12"):
-        spec = figures.FIGURES[name]
-        datasets = {"values": hopper_values, "training": training}
-        out = tmp_path / f"{name}.pdf"
-        spec["func"](datasets, {"env": "Hopper-v5"} if name == "fig3" else {}, out)
-        assert out.stat().st_size > 1000, name
+    later = hopper_values.assign_coords(iteration=[7])
+    later["mre"] = later["mre"] * 2
+    merged = xr.concat([hopper_values, later], "iteration")
+    training = xr.open_dataset(hopper_ppo_run / "train.nc").expand_dims(env=["Hopper-v5"], algo=["ppo"], seed=[0])
+    cases = {"fig3": ({"values": merged}, {"env": "Hopper-v5", "targets": ["gae", "returns", "returns_authors"]}),
+             "fig12": ({"values": merged}, {}), "fig11": ({"training": training}, {})}
+    for name, (datasets, options) in cases.items():
+        saved_figures.clear()
+        figures.FIGURES[name]["func"](datasets, options, tmp_path / f"{name}.pdf")
+        [fig] = saved_figures
+        targets = options.get("targets", ["gae", "returns"])
+        for ax, target in zip(fig.axes, targets):
+            [(x, y)] = plotted_lines(ax, 3 if name == "fig11" else 2)
+            if name == "fig11":
+                variable = {"gae": "value_mre_gae", "returns": "value_mre_returns"}[target]
+                expected = training[variable].isel(env=0, algo=0, seed=0)
+            else:
+                expected = merged["mre"].isel(env=0, algo=0, seed=0).sel(split="heldout", target=target)
+            np.testing.assert_array_equal(x, expected["iteration"].values)
+            np.testing.assert_allclose(y, expected.values, rtol=1e-12, err_msg=f"{name} {target}")

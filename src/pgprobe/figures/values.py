@@ -5,7 +5,8 @@
   algorithm (mean over seeds, 95% bootstrap CI), log₂ y-axis.  Dataset ``values``; option
   ``env`` (default Walker2d-v5, the paper's), ``targets`` (default ["gae", "returns"]; add
   "true_value" for the restored-state value target, "undiscounted_returns" for the
-  diagnostic reward-to-go target), ``algos``.
+  diagnostic reward-to-go target, "gae_authors" / "returns_authors" for the paper's code's
+  definitions), ``algos``.
 * ``fig4``: gradient variance with three baselines: mean pairwise cosine similarity of
   gradient estimates vs state-action pairs per estimate (log x), one panel per task (rows;
   default Walker2d-v5 then Hopper-v5) and checkpoint iteration (columns), one line per
@@ -30,7 +31,9 @@ from .style import ALGO_COLORS, ALGO_LABELS, choose, choose_many, figure_size, s
 
 ENV_ORDER = ["Hopper-v5", "Walker2d-v5", "Humanoid-v5"]          # Figures 11/12 rows (paper order)
 TARGET_LABELS = {"gae": "GAE MRE", "returns": "Returns MRE", "true_value": "True-value MRE",
-                 "undiscounted_returns": "Undiscounted-returns MRE"}
+                 "undiscounted_returns": "Undiscounted-returns MRE",
+                 "gae_authors": "GAE 'MRE' (authors' code: sq. error / |y|)",
+                 "returns_authors": "Returns MRE (authors' definition)"}
 BASELINE_LABELS = {"true_value": "true value", "value_net": "value network", "zero": "zero"}
 PRACTICAL_SAMPLES = 2048
 
