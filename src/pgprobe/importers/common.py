@@ -100,11 +100,6 @@ def write_imported_checkpoint(out: str | Path, *, env_id: str, algo: str, seed: 
     """Write the checkpoint (optimizer state in ``policy_optimizer``; see the importer) and
     load it back once, so that a file that pgprobe cannot read is never left behind."""
     out = Path(out)
-    if out.parent and not out.parent.exists():
-        try:
-            out.parent.mkdir(parents=True)
-        except OSError as exc:
-            raise PgprobeError(f"cannot create directory {str(out.parent)!r}: {exc.strerror}") from None
     save_checkpoint(out, env_id=env_id, algo=algo, seed=seed, iteration=iteration,
                     hyperparameters=hyperparameters, obs_dim=value_net.net[0].in_features,
                     act_dim=policy.log_std.numel(), policy=policy, value_net=value_net,

@@ -193,13 +193,16 @@ def read_vecnormalize(path: str | Path) -> dict:
     if state.get("norm_obs_keys"):
         raise PgprobeError(f"{where}: normalizes dict observations (norm_obs_keys "
                            f"{state['norm_obs_keys']!r}): expected a flat Box observation")
-    obs_mean = np.asarray(obs_rms["mean"], np.float64)
-    obs_var = np.asarray(obs_rms["var"], np.float64)
+    try:
+        obs_mean = np.asarray(obs_rms["mean"], np.float64)
+        obs_var = np.asarray(obs_rms["var"], np.float64)
+        scalars = {"obs_count": float(obs_rms["count"]), "return_count": float(ret_rms["count"]),
+                   "return_var": float(np.asarray(ret_rms["var"], np.float64).reshape(()))}
+    except (TypeError, ValueError):
+        raise PgprobeError(f"{where}: running statistics that are not numbers") from None
     if obs_var.shape != obs_mean.shape or not (np.isfinite(obs_mean).all() and np.isfinite(obs_var).all()):
         raise PgprobeError(f"{where}: observation mean/var are not finite vectors of one shape")
-    return {"obs_mean": obs_mean, "obs_var": obs_var, "obs_count": float(obs_rms["count"]),
-            "return_var": float(np.asarray(ret_rms["var"]).reshape(())),
-            "return_count": float(ret_rms["count"]),
+    return {"obs_mean": obs_mean, "obs_var": obs_var, **scalars,
             "norm_obs": bool(state["norm_obs"]), "norm_reward": bool(state["norm_reward"]), **numbers}
 
 
@@ -265,7 +268,7 @@ def _plain_entries(entry) -> dict:
     return {k: v for k, v in entry.items() if k not in (":type:", ":serialized:")}
 
 
-def constant_value(entry, key: str):
+def constant_value(entry):
     """A constant hyperparameter: a JSON number, or a schedule SB3 describes as
     ``ConstantSchedule(val=X)`` / ``constant_fn(X)``; None when absent (JSON null); the string
     "schedule" for anything else (a schedule that is not constant)."""
@@ -314,6 +317,8 @@ def _policy_class(data: dict, where: str) -> None:
 def _policy_kwargs(data: dict, where: str) -> dict:
     """Checks policy_kwargs; returns {"net_arch", "activation", "optimizer_class", "optimizer_kwargs"}."""
     entry = data.get("policy_kwargs") or {}
+    if not isinstance(entry, dict):
+        raise PgprobeError(f"{where}: policy_kwargs is {type(entry).__name__}: expected an object")
     kwargs = _plain_entries(entry) if ":serialized:" in entry else dict(entry)
     unknown = sorted(set(kwargs) - HARMLESS_POLICY_KWARGS - {"net_arch", "activation_fn", "squash_output",
                                                               "features_extractor_class",
@@ -442,8 +447,10 @@ def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: 
         raise PgprobeError(f"{where}: unknown SB3 algorithm (data has neither clip_range (PPO) nor "
                            "use_rms_prop (A2C))")
     n_envs, n_steps = _number(data, "n_envs", where, int), _number(data, "n_steps", where, int)
-    learning_rate = constant_value(data.get("learning_rate"), "learning_rate")
+    learning_rate = constant_value(data.get("learning_rate"))
     groups = (optimizer_state.get("param_groups") if isinstance(optimizer_state, dict) else None) or [{}]
+    default_eps = 1e-5 if kwargs["optimizer_class"] == "torch.optim.adam.Adam" else None   # SB3's default
+    adam_eps = groups[0].get("eps", (kwargs["optimizer_kwargs"] or {}).get("eps", default_eps))
     hp = {
         "source": LIBRARY, "policy_hidden": sizes["pi"], "value_hidden": sizes["vf"],
         "activation": kwargs["activation"], "init": "orthogonal",
@@ -454,16 +461,15 @@ def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: 
         "max_grad_norm": _number(data, "max_grad_norm", where),
         "policy_lr": learning_rate, "value_lr": learning_rate,
         "optimizer": kwargs["optimizer_class"],
-        "adam_eps": float(groups[0]["eps"]) if "eps" in groups[0] else
-        (kwargs["optimizer_kwargs"] or {}).get("eps", 1e-5 if kwargs["optimizer_class"] == "torch.optim.adam.Adam" else None),
+        "adam_eps": float(adam_eps) if isinstance(adam_eps, (int, float)) else None,
         "normalize_advantage": bool(data.get("normalize_advantage", algo == "ppo")),
     }
     if algo == "ppo":
         hp.update({
             "policy_epochs": _number(data, "n_epochs", where, int), "value_epochs": _number(data, "n_epochs", where, int),
             "minibatch_size": _number(data, "batch_size", where, int),
-            "clip_epsilon": constant_value(data.get("clip_range"), "clip_range"),
-            "clip_range_vf": constant_value(data.get("clip_range_vf"), "clip_range_vf"),
+            "clip_epsilon": constant_value(data.get("clip_range")),
+            "clip_range_vf": constant_value(data.get("clip_range_vf")),
             "target_kl": data.get("target_kl") if isinstance(data.get("target_kl"), (int, float)) else None,
         })
     vn = vecnormalize
