@@ -181,6 +181,27 @@ def test_sb3_ppo_update_matches_sb3_train(agents, tmp_path):
     assert diff <= TOLERANCE and moment_diff <= TOLERANCE
 
 
+@pytest.mark.parametrize("kind", ["a2c", "ppo unshared extractors"])
+def test_a2c_and_unshared_feature_extractors_import(tmp_path, kind):
+    """A2C's networks import the same way (no update rule); share_features_extractor=False
+    changes nothing for an MlpPolicy (FlattenExtractor has no parameters)."""
+    from stable_baselines3 import A2C
+    if kind == "a2c":
+        model = A2C("MlpPolicy", "Hopper-v5", device="cpu", seed=0)
+    else:
+        model = PPO("MlpPolicy", "Hopper-v5", device="cpu", seed=0,
+                    policy_kwargs=dict(share_features_extractor=False, net_arch=[16]))
+    model.save(tmp_path / "m.zip")
+    assert main(["import", "sb3", "--model", str(tmp_path / "m.zip"), "--env", "Hopper-v5",
+                 "--out", str(tmp_path / "c.pt")]) == 0
+    ckpt = load_checkpoint(tmp_path / "c.pt")
+    obs = torch.as_tensor(_raw_observations("Hopper-v5", 1000), dtype=torch.float32)
+    with torch.no_grad():
+        assert (ckpt.policy(obs) - model.policy.get_distribution(obs).distribution.mean).abs().max() <= TOLERANCE
+        assert (ckpt.value_net(obs) - model.policy.predict_values(obs).ravel()).abs().max() <= TOLERANCE
+    assert (ckpt.algo, ckpt.hyperparameters["update_rule"]) == (("a2c", None) if kind == "a2c" else ("ppo", "sb3_ppo"))
+
+
 # ----------------------------------------------------------------------------- refusals
 def _rewrite_zip(src: Path, dst: Path, replace: dict) -> Path:
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:

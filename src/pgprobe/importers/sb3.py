@@ -439,13 +439,15 @@ def _number(data: dict, key: str, where: str, kind=float):
 def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: dict,
                         vecnormalize: dict | None, where: str) -> tuple[str, dict]:
     """(algo, hyperparameters) in pgprobe's names, plus SB3's own update settings."""
-    if "clip_range" in data:
+    # The zip does not name its algorithm: PPO saves clip_range and n_epochs, A2C (the other
+    # on-policy ActorCriticPolicy algorithm) n_steps, gae_lambda and vf_coef without them.
+    if "clip_range" in data and "n_epochs" in data:
         algo = "ppo"
-    elif "use_rms_prop" in data:
+    elif {"n_steps", "gae_lambda", "vf_coef"} <= set(data) and not {"clip_range", "n_epochs"} & set(data):
         algo = "a2c"
     else:
-        raise PgprobeError(f"{where}: unknown SB3 algorithm (data has neither clip_range (PPO) nor "
-                           "use_rms_prop (A2C))")
+        raise PgprobeError(f"{where}: unknown SB3 algorithm: expected PPO (data has clip_range and "
+                           "n_epochs) or A2C (n_steps, gae_lambda, vf_coef and neither of those)")
     n_envs, n_steps = _number(data, "n_envs", where, int), _number(data, "n_steps", where, int)
     learning_rate = constant_value(data.get("learning_rate"))
     groups = (optimizer_state.get("param_groups") if isinstance(optimizer_state, dict) else None) or [{}]
@@ -461,7 +463,7 @@ def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: 
         "max_grad_norm": _number(data, "max_grad_norm", where),
         "policy_lr": learning_rate, "value_lr": learning_rate,
         "optimizer": kwargs["optimizer_class"],
-        "adam_eps": float(adam_eps) if isinstance(adam_eps, (int, float)) else None,
+        "adam_eps": float(adam_eps) if isinstance(adam_eps, (int, float)) and default_eps else None,
         "normalize_advantage": bool(data.get("normalize_advantage", algo == "ppo")),
     }
     if algo == "ppo":
