@@ -8,7 +8,6 @@ a minibatch size that does not divide the rollout).
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import pickle
 import zipfile
@@ -24,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 
 from pgprobe.algos.common import UpdateBatch  # noqa: E402
-from pgprobe.algos.sb3_ppo import sb3_ppo_update  # noqa: E402
+from pgprobe.algos.sb3_ppo import sb3_ppo_updated_networks  # noqa: E402
 from pgprobe.checkpoint import load_checkpoint  # noqa: E402
 from pgprobe.cli import main  # noqa: E402
 from pgprobe.importers.sb3 import pgprobe_parameter_names  # noqa: E402
@@ -156,11 +155,10 @@ def test_sb3_ppo_update_matches_sb3_train(agents, tmp_path):
                         old_log_probs=flat(buf.log_probs)[:, 0], old_values=flat(buf.values)[:, 0],
                         advantages=flat(buf.advantages)[:, 0], normalized_advantages=flat(buf.advantages)[:, 0],
                         value_targets=flat(buf.returns)[:, 0], returns=flat(buf.returns)[:, 0])
-    policy, value_net = copy.deepcopy(ckpt.policy), copy.deepcopy(ckpt.value_net)
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
 
     np.random.seed(1234)
-    stats = sb3_ppo_update(policy, value_net, ckpt.policy_optimizer_state, batch, ckpt.hyperparameters, np.random)
+    policy, value_net, stats = sb3_ppo_updated_networks(ckpt, batch, np.random)
     np.random.seed(1234)
     model.train()
 
@@ -179,6 +177,19 @@ def test_sb3_ppo_update_matches_sb3_train(agents, tmp_path):
           f"max abs parameter difference {diff:.2e}, Adam first moment {moment_diff:.2e}")
     assert stats["steps"] == 3 * 6 and moved > 1e-3
     assert diff <= TOLERANCE and moment_diff <= TOLERANCE
+    assert (ckpt.policy.log_std == torch.as_tensor(before["log_std"])).all()      # checkpoint untouched
+
+
+def test_update_rule_refuses_unreadable_hyperparameters(agents, tmp_path):
+    from pgprobe.errors import PgprobeError
+    ckpt = load_checkpoint(_import(agents["Hopper-v5"], "Hopper-v5", tmp_path / "h.pt"))
+    batch = UpdateBatch.from_arrays(np.zeros((8, 11)), np.zeros((8, 3)), np.zeros(8), np.zeros(8), np.ones(8), np.ones(8))
+    ckpt.hyperparameters["clip_epsilon"] = "schedule"
+    with pytest.raises(PgprobeError, match="clip_epsilon='schedule': expected a constant number"):
+        sb3_ppo_updated_networks(ckpt, batch, np.random.default_rng(0))
+    ckpt.hyperparameters["update_rule"] = None
+    with pytest.raises(PgprobeError, match="update rule None: expected 'sb3_ppo'"):
+        sb3_ppo_updated_networks(ckpt, batch, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("kind", ["a2c", "ppo unshared extractors"])

@@ -111,3 +111,21 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     return {"optimizer_state": optimizer.state_dict(), **{k: mean(v) for k, v in losses.items()},
             "approx_kl": mean(kls), "epochs": epochs, "steps": steps}
+
+
+def sb3_ppo_updated_networks(checkpoint, batch: UpdateBatch, generator):
+    """(policy, value net, statistics) after SB3's PPO update from an imported checkpoint's
+    parameters and Adam state; the checkpoint itself is left untouched.  One-line
+    PgprobeError unless its ``update_rule`` is "sb3_ppo" (set by ``pgprobe import sb3``)."""
+    import copy
+
+    rule = checkpoint.hyperparameters.get("update_rule")
+    if rule != "sb3_ppo":
+        raise PgprobeError(f"checkpoint {str(checkpoint.path)!r} has update rule {rule!r}: expected 'sb3_ppo' "
+                           "(an SB3 PPO import with a constant learning rate and clip range)")
+    policy, value_net = copy.deepcopy(checkpoint.policy), copy.deepcopy(checkpoint.value_net)
+    policy.train()
+    value_net.train()
+    stats = sb3_ppo_update(policy, value_net, checkpoint.policy_optimizer_state, batch,
+                           checkpoint.hyperparameters, generator)
+    return policy, value_net, stats
