@@ -157,6 +157,8 @@ def test_sb3_ppo_update_matches_sb3_train(agents, tmp_path):
                         value_targets=flat(buf.returns)[:, 0], returns=flat(buf.returns)[:, 0])
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
 
+    saved_moments = [entry["exp_avg"].clone() for entry in ckpt.policy_optimizer_state["state"].values()]
+
     np.random.seed(1234)
     policy, value_net, stats = sb3_ppo_updated_networks(ckpt, batch, np.random)
     np.random.seed(1234)
@@ -177,7 +179,10 @@ def test_sb3_ppo_update_matches_sb3_train(agents, tmp_path):
           f"max abs parameter difference {diff:.2e}, Adam first moment {moment_diff:.2e}")
     assert stats["steps"] == 3 * 6 and moved > 1e-3
     assert diff <= TOLERANCE and moment_diff <= TOLERANCE
-    assert (ckpt.policy.log_std == torch.as_tensor(before["log_std"])).all()      # checkpoint untouched
+    # the checkpoint is untouched: parameters and Adam state
+    assert (ckpt.policy.log_std == torch.as_tensor(before["log_std"])).all()
+    assert all((entry["exp_avg"] == saved).all()
+               for entry, saved in zip(ckpt.policy_optimizer_state["state"].values(), saved_moments))
 
 
 def test_update_rule_refuses_unreadable_hyperparameters(agents, tmp_path):

@@ -15,6 +15,8 @@ further epoch runs.  Hyperparameters are those ``pgprobe import sb3`` records.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,7 +55,8 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
     """Apply SB3's PPO update to ``policy`` and ``value_net`` in place.
 
     ``optimizer_state``: the state dict of one Adam over ``[*policy.parameters(),
-    *value_net.parameters()]`` (as ``pgprobe import sb3`` stores it; {} for a fresh one).
+    *value_net.parameters()]`` (as ``pgprobe import sb3`` stores it; {} for a fresh one);
+    it is not modified (the new state is returned).
     ``batch``: obs, actions, old_log_probs, old_values, advantages (raw GAE), value_targets.
     ``generator``: source of the per-epoch permutations (see ``_permutation``).
     Returns {"optimizer_state", "policy_loss", "value_loss", "entropy_loss" (means over the
@@ -62,8 +65,8 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
     _check_hyperparameters(hp)
     params = [*policy.parameters(), *value_net.parameters()]
     optimizer = torch.optim.Adam(params, lr=float(hp["policy_lr"]), eps=float(hp["adam_eps"]))
-    if optimizer_state:
-        optimizer.load_state_dict(optimizer_state)
+    if optimizer_state:   # a copy: load_state_dict keeps the given tensors, step() updates them in place
+        optimizer.load_state_dict(copy.deepcopy(optimizer_state))
     for group in optimizer.param_groups:
         group["lr"] = float(hp["policy_lr"])
     clip, clip_vf, target_kl = float(hp["clip_epsilon"]), hp.get("clip_range_vf"), hp.get("target_kl")
@@ -117,8 +120,6 @@ def sb3_ppo_updated_networks(checkpoint, batch: UpdateBatch, generator):
     """(policy, value net, statistics) after SB3's PPO update from an imported checkpoint's
     parameters and Adam state; the checkpoint itself is left untouched.  One-line
     PgprobeError unless its ``update_rule`` is "sb3_ppo" (set by ``pgprobe import sb3``)."""
-    import copy
-
     rule = checkpoint.hyperparameters.get("update_rule")
     if rule != "sb3_ppo":
         raise PgprobeError(f"checkpoint {str(checkpoint.path)!r} has update rule {rule!r}: expected 'sb3_ppo' "
