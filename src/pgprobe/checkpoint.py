@@ -10,8 +10,7 @@ import hashlib
 import json
 import pickle
 import warnings
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from . import __version__
 from .atomic import atomic_output
 from .errors import PgprobeError
-from .policies import GaussianPolicy, NumpyMLP, ValueNet, flat_params
+from .policies import ACTIVATIONS, GaussianPolicy, NumpyMLP, ValueNet, flat_params
 from .sampling import FrozenAgent
 
 FORMAT = "pgprobe-checkpoint-v1"
@@ -49,10 +48,21 @@ def _to_tensor_tree(obj):
     return obj
 
 
+def _optimizer_state(optimizer) -> dict:
+    """An optimizer's state dict; a state dict given as such (imports); {} for None."""
+    if optimizer is None:
+        return {}
+    return optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+
+
 def save_checkpoint(path: str | Path, *, env_id: str, algo: str, seed: int, iteration: int,
                     hyperparameters: dict, obs_dim: int, act_dim: int, policy, value_net,
                     policy_optimizer, value_optimizer, obs_normalizer: dict,
-                    reward_normalizer: dict, fit_batch: dict | None) -> None:
+                    reward_normalizer: dict, fit_batch: dict | None,
+                    provenance: dict | None = None) -> None:
+    """Write a checkpoint.  The networks' architecture is read back from ``hyperparameters``
+    (``policy_hidden``, ``value_hidden``, ``activation``, default "tanh").  ``provenance``
+    (imported agents: source file, SHA-256, library and version) is stored as JSON."""
     payload = {
         "format": FORMAT,
         "package_version": __version__,
@@ -60,12 +70,14 @@ def save_checkpoint(path: str | Path, *, env_id: str, algo: str, seed: int, iter
         "hyperparameters_json": json.dumps(hyperparameters, sort_keys=True),
         "obs_dim": int(obs_dim), "act_dim": int(act_dim),
         "policy": policy.state_dict(), "value": value_net.state_dict(),
-        "policy_optimizer": policy_optimizer.state_dict() if policy_optimizer is not None else {},
-        "value_optimizer": value_optimizer.state_dict(),
+        "policy_optimizer": _optimizer_state(policy_optimizer),
+        "value_optimizer": _optimizer_state(value_optimizer),
         "obs_normalizer": _to_tensor_tree(obs_normalizer),
         "reward_normalizer": _to_tensor_tree(reward_normalizer),
         "fit_batch": _to_tensor_tree(fit_batch) if fit_batch is not None else {},
     }
+    if provenance is not None:
+        payload["provenance_json"] = json.dumps(provenance, sort_keys=True)
     atomic_torch_save(payload, path)
 
 
@@ -75,6 +87,7 @@ class Checkpoint:
 
     ``fit_batch`` holds the batch the value net was last fit on (empty at iteration 0):
     obs, actions, log_probs, values (V_old), advantages (GAE), returns.
+    ``provenance``: where an imported agent came from (empty for agents pgprobe trained).
     """
     path: Path
     env_id: str
@@ -92,6 +105,7 @@ class Checkpoint:
     reward_normalizer: dict
     fit_batch: dict
     sha256: str
+    provenance: dict = field(default_factory=dict)
 
     def frozen_agent(self) -> FrozenAgent:
         """The numpy sampling view of this checkpoint's policy, value net and normalizers."""
@@ -105,7 +119,8 @@ class Checkpoint:
             obs_normalize=bool(hp["normalize_observations"]), obs_clip=hp["obs_clip"],
             reward_var=float(np.asarray(self.reward_normalizer["var"])),
             reward_normalize=bool(hp["normalize_rewards"]), reward_clip=hp["reward_clip"],
-            gamma=float(hp["gamma"]), gae_lambda=float(hp["gae_lambda"]))
+            gamma=float(hp["gamma"]), gae_lambda=float(hp["gae_lambda"]),
+            epsilon=float(hp.get("normalizer_epsilon", 1e-8)))
 
     def require_finite(self) -> None:
         """Probes refuse checkpoints whose parameters are NaN or infinite."""
@@ -138,7 +153,7 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
             raise PgprobeError(f"checkpoint {str(path)!r} refused: it contains objects other than "
                                "tensors and plain data (it could run code)") from None
         raise PgprobeError(f"checkpoint {str(path)!r} is truncated or corrupt: {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # garbage bytes make the unpickler raise KeyError, IndexError, …
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PgprobeError(f"checkpoint {str(path)!r} is truncated or corrupt: {first}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -147,8 +162,13 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
     if expect_env is not None and raw["env_id"] != expect_env:
         raise PgprobeError(f"checkpoint {str(path)!r} is for env {raw['env_id']!r}, expected {expect_env!r}")
     hp = json.loads(raw["hyperparameters_json"])
-    policy = GaussianPolicy(raw["obs_dim"], raw["act_dim"], hp["policy_hidden"], hp["init"])
-    value_net = ValueNet(raw["obs_dim"], hp["value_hidden"], hp["init"])
+    activation = hp.get("activation", "tanh")
+    if activation not in ACTIVATIONS:
+        raise PgprobeError(f"checkpoint {str(path)!r} has activation {activation!r}: expected one of "
+                           f"{', '.join(ACTIVATIONS)}")
+    policy = GaussianPolicy(raw["obs_dim"], raw["act_dim"], hp["policy_hidden"], hp["init"],
+                            activation=activation)
+    value_net = ValueNet(raw["obs_dim"], hp["value_hidden"], hp["init"], activation=activation)
     try:
         policy.load_state_dict(raw["policy"])
         value_net.load_state_dict(raw["value"])
@@ -164,4 +184,5 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
         policy_optimizer_state=raw["policy_optimizer"], value_optimizer_state=raw["value_optimizer"],
         obs_normalizer=_numpy_tree(raw["obs_normalizer"]),
         reward_normalizer=_numpy_tree(raw["reward_normalizer"]),
-        fit_batch=_numpy_tree(raw["fit_batch"]), sha256=file_sha256(path))
+        fit_batch=_numpy_tree(raw["fit_batch"]), sha256=file_sha256(path),
+        provenance=json.loads(raw.get("provenance_json", "{}")))

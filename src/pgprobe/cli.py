@@ -3,6 +3,7 @@
   pgprobe train --env ENV --algo {ppo,trpo} --seed S [--config FILE] --out DIR
   pgprobe probe PROBE ...        (one module per probe under pgprobe.probes)
   pgprobe collect / figure ...   (registered by their modules)
+  pgprobe import {sb3,cleanrl} ... (pgprobe.importers.cli)
 
 Bad input ends with ``pgprobe: error: <one line>`` and exit status 2.
 """
@@ -17,7 +18,7 @@ from .errors import PgprobeError
 # Modules that add subcommands: each defines ``add_parser(subparsers)`` which registers a
 # parser whose ``func(args)`` runs the command.
 PROBE_MODULES = ["gradients", "steps", "values", "baselines", "landscapes"]
-TOP_LEVEL_MODULES = ["pgprobe.collect", "pgprobe.figures.cli"]
+TOP_LEVEL_MODULES = ["pgprobe.collect", "pgprobe.figures.cli", "pgprobe.importers.cli"]
 
 
 def positive_int(text: str) -> int:

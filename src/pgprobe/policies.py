@@ -1,6 +1,7 @@
 """Gaussian MLP policy with state-independent log-std, and the value network.
 
-π_θ(a|s) = N(a; μ_θ(s), diag(exp(2·log σ))), μ_θ a tanh MLP ([64, 64] in Table 1).
+π_θ(a|s) = N(a; μ_θ(s), diag(exp(2·log σ))), μ_θ an MLP (tanh, [64, 64] in Table 1;
+imported agents may use other sizes and ReLU: ``ACTIVATIONS``).
 Sampling code uses a numpy copy of the weights (``NumpyMLP``) to avoid per-step torch
 overhead; both compute the same function in float32.
 """
@@ -14,14 +15,30 @@ from torch import nn
 
 LOG_2PI = math.log(2.0 * math.pi)
 
+# Hidden-layer activations by name (checkpoint hyperparameter "activation", default "tanh").
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
-def mlp(in_dim: int, hidden: list[int], out_dim: int, init: str, head_gain: float) -> nn.Sequential:
-    """tanh MLP. ``init``: "orthogonal" (hidden gain √2, head ``head_gain``, zero biases) or
+
+def activation_name(seq: nn.Sequential) -> str:
+    """The activation ("tanh" or "relu") of an ``mlp``; "tanh" when it has no hidden layer."""
+    kinds = {name for module in seq for name, cls in ACTIVATIONS.items() if type(module) is cls}
+    others = [m for m in seq if not isinstance(m, nn.Linear) and type(m) not in ACTIVATIONS.values()]
+    if len(kinds) > 1 or others:
+        raise ValueError(f"not a pgprobe MLP: layers {[type(m).__name__ for m in seq]}")
+    return kinds.pop() if kinds else "tanh"
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, init: str, head_gain: float,
+        activation: str = "tanh") -> nn.Sequential:
+    """MLP with ``activation`` ("tanh" or "relu") after each hidden layer, linear head.
+    ``init``: "orthogonal" (hidden gain √2, head ``head_gain``, zero biases) or
     "xavier" (Glorot-uniform weights, zero biases)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: expected one of {', '.join(ACTIVATIONS)}")
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), nn.Tanh()]
+        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
     layers.append(nn.Linear(sizes[-1], out_dim))
     linears = [m for m in layers if isinstance(m, nn.Linear)]
     for i, layer in enumerate(linears):
@@ -37,9 +54,9 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, init: str, head_gain: floa
 
 class GaussianPolicy(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], init: str = "orthogonal",
-                 initial_log_std: float = 0.0):
+                 initial_log_std: float = 0.0, activation: str = "tanh"):
         super().__init__()
-        self.mean_net = mlp(obs_dim, hidden, act_dim, init, head_gain=0.01)
+        self.mean_net = mlp(obs_dim, hidden, act_dim, init, head_gain=0.01, activation=activation)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(initial_log_std)))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -67,18 +84,19 @@ def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor,
 
 
 class ValueNet(nn.Module):
-    def __init__(self, obs_dim: int, hidden: list[int], init: str = "orthogonal"):
+    def __init__(self, obs_dim: int, hidden: list[int], init: str = "orthogonal", activation: str = "tanh"):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, 1, init, head_gain=1.0)
+        self.net = mlp(obs_dim, hidden, 1, init, head_gain=1.0, activation=activation)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)
 
 
 class NumpyMLP:
-    """Float32 numpy copy of a tanh ``nn.Sequential`` for fast batched sampling."""
+    """Float32 numpy copy of an ``mlp`` (tanh or ReLU) for fast batched sampling."""
 
     def __init__(self, seq: nn.Sequential):
+        self.activation = activation_name(seq)
         linears = [m for m in seq if isinstance(m, nn.Linear)]
         self.weights = [m.weight.detach().numpy().T.astype(np.float32).copy() for m in linears]
         self.biases = [m.bias.detach().numpy().astype(np.float32).copy() for m in linears]
@@ -89,7 +107,10 @@ class NumpyMLP:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
             if i < last:
-                np.tanh(h, out=h)
+                if self.activation == "tanh":
+                    np.tanh(h, out=h)
+                else:
+                    np.maximum(h, 0.0, out=h)
         return h
 
 

@@ -7,7 +7,7 @@ Stable API (other probes may import these):
 * ``sample_count_grid(settings)``: the sample counts of the grid (explicit ``sample_counts``
   or the doubling grid ``min_sample_count · 2^k ≤ max_sample_count``).
 * ``PolicyGradientModel``: exact float64 numpy gradients of Σ_i w_ki log π_θ(a_i|s_i) for a
-  Gaussian tanh-MLP policy, for K weightings and any leading batch dims at once (one forward
+  Gaussian MLP policy (tanh or ReLU), for K weightings and any leading batch dims at once (one forward
   and one backward pass; no torch, so it runs inside forked sampler workers).
 * ``stream_gradient_sums(rollout, spec, model, gamma, lam)``: a picklable ``reduce`` for
   ``pgprobe.sampling.sample_streams``: GAE advantages of the stream from the checkpoint's
@@ -113,17 +113,21 @@ def derived_seed(*key: int) -> int:
 
 # ---------------------------------------------------------------------------- gradients
 class PolicyGradientModel:
-    """Float64 numpy copy of a Gaussian tanh-MLP policy with exact ∇θ log π.
+    """Float64 numpy copy of a Gaussian MLP policy (tanh or ReLU) with exact ∇θ log π.
 
     log π_θ(a|s) = −½ Σ_j z_j² − Σ_j log σ_j − (d/2) log 2π,  z = (a − μ_θ(s)) / σ,
     so ∂log π/∂μ = z/σ and ∂log π/∂log σ = z² − 1; the mean MLP is back-propagated by hand
-    (h_l = tanh(h_{l−1} W_l + b_l), last layer linear).  Parameters are flattened in
+    (h_l = f(h_{l−1} W_l + b_l), f = tanh or ReLU, last layer linear).  Parameters are flattened in
     ``GaussianPolicy.parameters()`` order: log_std (the module's own parameter comes first),
     then each Linear's weight (out × in, row-major) and bias — the order of
     ``pgprobe.policies.flat_params``.
     """
 
-    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], log_std: np.ndarray):
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], log_std: np.ndarray,
+                 activation: str = "tanh"):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"unknown activation {activation!r}: expected 'tanh' or 'relu'")
+        self.activation = activation
         self.weights = [np.asarray(w, np.float64) for w in weights]   # (in, out) each
         self.biases = [np.asarray(b, np.float64) for b in biases]
         self.log_std = np.asarray(log_std, np.float64)
@@ -134,14 +138,15 @@ class PolicyGradientModel:
     @classmethod
     def from_agent(cls, agent) -> "PolicyGradientModel":
         """From a ``pgprobe.sampling.FrozenAgent`` (the float32 weights the sampler acts with)."""
-        return cls(agent.policy_mean.weights, agent.policy_mean.biases, agent.log_std)
+        return cls(agent.policy_mean.weights, agent.policy_mean.biases, agent.log_std,
+                   getattr(agent.policy_mean, "activation", "tanh"))
 
     @classmethod
     def from_policy(cls, policy) -> "PolicyGradientModel":
         """From a torch ``GaussianPolicy``."""
         from ..policies import NumpyMLP
         mlp = NumpyMLP(policy.mean_net)
-        return cls(mlp.weights, mlp.biases, policy.log_std.detach().numpy())
+        return cls(mlp.weights, mlp.biases, policy.log_std.detach().numpy(), mlp.activation)
 
     def weighted_sums(self, obs: np.ndarray, actions: np.ndarray, weights: np.ndarray,
                       block: int = 8192) -> np.ndarray:
@@ -176,7 +181,10 @@ class PolicyGradientModel:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
             if i < last:
-                np.tanh(h, out=h)
+                if self.activation == "tanh":
+                    np.tanh(h, out=h)
+                else:
+                    np.maximum(h, 0.0, out=h)
             hidden.append(h)
         z = (actions - hidden[-1]) / self.std
         delta = z / self.std                      # ∂log π/∂μ, (n, act)
@@ -188,7 +196,10 @@ class PolicyGradientModel:
             grad_w = np.stack([(delta * w_k[:, None]).T @ h_in for w_k in weights])
             layers.append((grad_w.reshape(len(weights), -1), weights @ delta))
             if i > 0:
-                delta = (delta @ self.weights[i].T) * (1.0 - h_in * h_in)
+                if self.activation == "tanh":
+                    delta = (delta @ self.weights[i].T) * (1.0 - h_in * h_in)
+                else:   # ReLU: h_in > 0 exactly where its pre-activation was
+                    delta = (delta @ self.weights[i].T) * (h_in > 0.0)
         for grad_w, grad_b in reversed(layers):
             pieces += [grad_w, grad_b]
         return np.concatenate(pieces, axis=-1)
