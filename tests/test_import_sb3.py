@@ -323,3 +323,32 @@ def test_wrong_env_and_missing_files_are_one_line_errors(agents, tmp_path, capsy
     assert rc == 2 and "not found" in err
     rc, err = _run_import(capsys, agents["Hopper-v5"]["zip"], tmp_path, vecnormalize=agents["Walker2d-v5"]["vecnormalize"])
     assert rc == 2 and "statistics of 17 observations: expected 11" in err, err
+
+
+def test_steps_probe_runs_sb3_update_and_refuses_an_unknown_rule(agents, tmp_path, capsys):
+    """The update-based probes apply an SB3 import's own update rule (pgprobe.update); an
+    imported agent without a known rule gets a one-line refusal and no output."""
+    import json
+
+    from pgprobe.datasets import open_dataset
+
+    ckpt_path = _import(agents["Hopper-v5"], "Hopper-v5", tmp_path / "h.pt")
+    settings = json.dumps({"sample_counts": [256], "estimates": 2, "reference_samples": 512,
+                           "reference_stream_steps": 256, "chunk_size": 2})
+    out = tmp_path / "steps.nc"
+    assert main(["probe", "steps", "--checkpoint", str(ckpt_path), "--out", str(out), "--settings", settings,
+                 "--workers", "1"]) == 0
+    steps = open_dataset(out, kind="steps").isel(env=0, algo=0, seed=0, iteration=0)
+    assert (steps["estimate_norm"].values > 0).all() and float(steps["reference_norm"]) > 0
+    raw = torch.load(ckpt_path, weights_only=True)
+    hp = json.loads(raw["hyperparameters_json"])
+    hp["update_rule"] = None
+    raw["hyperparameters_json"] = json.dumps(hp)
+    unknown = tmp_path / "unknown.pt"
+    torch.save(raw, unknown)
+    capsys.readouterr()
+    refused = tmp_path / "refused.nc"
+    assert main(["probe", "steps", "--checkpoint", str(unknown), "--out", str(refused), "--settings", settings]) == 2
+    err = capsys.readouterr().err
+    assert "no known update rule" in err and err.count("\n") == 1, err
+    assert not refused.exists()

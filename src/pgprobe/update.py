@@ -26,6 +26,7 @@ from .advantages import discounted_returns, gae
 from .algos.common import UpdateBatch
 from .algos.ppo import ppo_policy_update
 from .algos.trpo import trpo_policy_update
+from .errors import PgprobeError
 from .policies import flat_params
 
 
@@ -113,12 +114,32 @@ def policy_update(algo: str, policy, optimizer, batch: UpdateBatch, hp: dict,
     raise ValueError(f"unknown algorithm {algo!r}: expected 'ppo' or 'trpo'")
 
 
+def update_rule(checkpoint) -> str:
+    """The update rule a checkpoint's agent follows: "ppo" / "trpo" for pgprobe's own runs,
+    the ``update_rule`` an import recorded (e.g. "sb3_ppo"); a one-line PgprobeError for an
+    imported agent whose rule is unknown (the update-based probes cannot run on it)."""
+    hp = checkpoint.hyperparameters
+    if "update_rule" not in hp:
+        return checkpoint.algo
+    if hp["update_rule"] is None:
+        raise PgprobeError(f"checkpoint {str(checkpoint.path)!r} ({hp.get('source', 'imported')}) has no known "
+                           "update rule: the steps and landscapes probes need the algorithm's update; "
+                           "the gradients, values and baselines probes still run")
+    return hp["update_rule"]
+
+
 def updated_policy(checkpoint, batch: UpdateBatch, seed: int):
     """A copy of the checkpoint's policy after update ``checkpoint.iteration + 1`` on
     ``batch``: PPO starts from the checkpoint's Adam state at that update's learning rate;
     ``seed`` seeds the generator of the minibatch order (PPO) / Fisher subset (TRPO), which
-    training draws from first in its iteration (so training's seed gives training's θ′)."""
+    training draws from first in its iteration (so training's seed gives training's θ′).
+    An imported SB3 PPO agent gets SB3's update (``pgprobe.algos.sb3_ppo``), its minibatch
+    order from ``numpy.random.default_rng(seed)``."""
     hp = checkpoint.hyperparameters
+    if update_rule(checkpoint) == "sb3_ppo":
+        from .algos.sb3_ppo import sb3_ppo_updated_networks
+
+        return sb3_ppo_updated_networks(checkpoint, batch, np.random.default_rng(int(seed)))[0]
     policy = copy.deepcopy(checkpoint.policy)
     policy.train()
     optimizer = policy_optimizer(policy, hp, checkpoint.policy_optimizer_state) if checkpoint.algo == "ppo" else None

@@ -93,12 +93,13 @@ def run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
 def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     from ..checkpoint import load_checkpoint
     from ..datasets import add_run_coords, provenance
-    from ..update import concatenate, stream_batch, update_step
+    from ..update import concatenate, stream_batch, update_rule, update_step
     from ..sampling import sample_streams
     from .gradients import estimate_streams, reference_streams
 
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_finite()
+    update_rule(ckpt)   # an imported agent without a known update rule: one-line error before sampling
     agent = ckpt.frozen_agent()
     reduce = partial(stream_batch, gamma=agent.gamma, lam=agent.gae_lambda)
     seed = settings["seed"]
