@@ -7,7 +7,7 @@
 
 The config (config.yaml, then any --configfile on top, key by key) is validated against
 workflow/schemas/config.schema.yaml before any job runs.  Stages (workflow/rules/):
-train.smk -> probes.smk -> collect.smk -> figures.smk.  See README.md, "Running the workflow".
+train.smk -> probes.smk -> collect.smk -> figures.smk, claims.smk.  See README.md, "Running the workflow".
 """
 
 
@@ -43,6 +43,8 @@ localrules:
 rule all:
     input:
         all_targets(),
+        "results/claims.nc",
+        "figures/claims.md",
     default_target: True
 
 
@@ -50,3 +52,4 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/claims.smk"

@@ -242,7 +242,7 @@ def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progr
     generator = torch.Generator().manual_seed(fit_seed)
     with torch.random.fork_rng():  # deterministic init without touching the global RNG
         torch.manual_seed(fit_seed)
-        net = ValueNet(checkpoint.obs_dim, hp["value_hidden"], hp["init"])
+        net = ValueNet(checkpoint.obs_dim, hp["value_hidden"], hp["init"], activation=hp.get("activation", "tanh"))
     optimizer = torch.optim.Adam(net.parameters(), lr=settings["true_value_lr"])
     n = obs.shape[0]
     batch = min(settings["true_value_minibatch"], n)

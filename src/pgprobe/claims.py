@@ -1,0 +1,413 @@
+"""``pgprobe claims``: the paper's claims as statistics with 95% bootstrap CIs and verdicts.
+
+Usage::
+
+  pgprobe claims --datasets gradients=results/datasets/gradients.nc values=... \\
+      [--settings JSON] --out results/claims.nc --table figures/claims.md
+
+Each claim (``CLAIMS``) is a statistic over *units*, e.g. one (task, algorithm, seed,
+checkpoint) of a probe.  A unit gives raw values per group (e.g. the pairwise cosines of
+its M estimates at 2K samples); its value is mean(group a) − mean(group b) (or mean(a)
+alone).  The statistic is the mean over units; its 95% CI is a two-level percentile
+bootstrap (``resamples`` replicates): units are drawn with replacement, and within each
+drawn unit its raw values too, so a study with one seed still carries the sampling noise
+of its estimates, and seeds and checkpoints add theirs.
+
+Verdict against the claim's threshold t and direction: for "<" (the claim says the
+statistic is below t) *reproduced* if the CI's upper end is below t, *contradicted* if its
+lower end is above t, else *inconclusive at this sample size*; ">" mirrored.  A claim whose
+data are missing from the study is *not measured*.
+
+Claims (paper sections in brackets; thresholds in config ``claims``):
+
+* C1a [§2.1, Fig 1] mean pairwise cosine of gradient estimates at the batch size < t
+  ("far from each other" at 2K samples).
+* C1b mean pairwise cosine at the largest sample count minus at the batch size > 0.
+* C2a [Fig 2] cosine with the reference gradient at the batch size < t.
+* C2b reference cosine at the batch size, earliest minus latest probed checkpoint > 0
+  (paired per task, algorithm and seed: "less well later in training").
+* C3a [Fig 3] held-out value MRE against the GAE target < t.
+* C3b held-out value MRE against the returns (correct definition) > t.
+* C3c the same against the paper's code's returns definition (``returns_authors``) > t.
+* C4a [Fig 4] log(variance with the value net / with the true value) > 0, variance =
+  ``relative_variance`` at the batch size (paper's arms): the true value is the better baseline.
+* C4b log(variance with zero / with the value net) > 0.
+* C5 [Fig 5] roughness of the true-reward landscape with the fewest trajectories per point
+  minus with the most > 0 (roughness: mean |second difference| along both grid axes over
+  the grid's value range).
+* C6a [Fig 6, 7] correlation of surrogate and true reward over the grid at the earliest
+  checkpoint > t; C6b earliest minus latest > 0 (paired).
+* C7 [§2.1] relative spread (max − min)/|mean| of the final returns across the
+  sample-regime grid > t, per task, algorithm and seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from .errors import PgprobeError
+
+DEFAULT_SETTINGS = {
+    "batch_size": 2048,            # "the sample regime the algorithms use"
+    "c1_far_below": 0.5,
+    "c2_far_below": 0.5,
+    "c3_gae_below": 0.1,
+    "c3_returns_above": 0.25,
+    "c6_agree_above": 0.0,
+    "c7_spread_above": 0.1,
+    "landscape_regime": None,      # null: the smallest step regime
+    "resamples": 2000,
+    "seed": 0,
+}
+RUN_DIMS = ["env", "algo", "seed", "iteration"]
+VERDICTS = ["reproduced", "contradicted", "inconclusive", "not measured"]
+
+
+@dataclass
+class Claim:
+    name: str
+    paper: str
+    text: str
+    statistic: str
+    dataset: str
+    units: Callable          # (dataset, settings) -> list of (label, {"a": raw, "b": raw?})
+    direction: str           # "<" or ">"
+    threshold: Callable      # settings -> float
+
+
+# ---------------------------------------------------------------------------- units
+def _runs(ds: xr.Dataset, dims=RUN_DIMS):
+    """(label, sub-dataset) per combination of the run dims that has data."""
+    present = [d for d in dims if d in ds.dims]
+    if not present:
+        yield "", ds
+        return
+    stacked = ds.stack(unit=present)
+    for i in range(stacked.sizes["unit"]):
+        sub = stacked.isel(unit=i)
+        key = sub["unit"].values.item()
+        label = " ".join(f"{d}={v}" for d, v in zip(present, key if isinstance(key, tuple) else (key,)))
+        yield label, sub
+
+
+def _nearest(values, target) -> int:
+    values = np.asarray(values, float)
+    return int(values[np.argmin(np.abs(values - target))])
+
+
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, np.float64).ravel()
+    return x[np.isfinite(x)]
+
+
+def _at_batch(variable: str, over: str):
+    def units(ds, settings):
+        out = []
+        for label, run in _runs(ds):
+            n = _nearest(run["sample_count"].values, settings["batch_size"])
+            raw = _finite(run[variable].sel(sample_count=n))
+            if raw.size:
+                out.append((f"{label} N={n}", {"a": raw}))
+        return out
+    return units
+
+
+def _rise(ds, settings):
+    out = []
+    for label, run in _runs(ds):
+        counts = run["sample_count"].values
+        n = _nearest(counts, settings["batch_size"])
+        top = int(counts.max())
+        a, b = _finite(run["pairwise_cosine"].sel(sample_count=top)), _finite(run["pairwise_cosine"].sel(sample_count=n))
+        if top > n and a.size and b.size:
+            out.append((f"{label} N={top} vs {n}", {"a": a, "b": b}))
+    return out
+
+
+def _early_late(ds, settings, raw_fn):
+    """Paired per (env, algo, seed): raw at the earliest trained checkpoint (> 0 when there is
+    one) as group a, at the latest as group b."""
+    out = []
+    for label, run in _runs(ds, ["env", "algo", "seed"]):
+        iterations = [int(i) for i in run["iteration"].values if raw_fn(run.sel(iteration=i)).size]
+        trained = [i for i in iterations if i > 0] or iterations
+        if len(trained) >= 2:
+            early, late = trained[0], trained[-1]
+            out.append((f"{label} iter {early} vs {late}",
+                        {"a": raw_fn(run.sel(iteration=early)), "b": raw_fn(run.sel(iteration=late))}))
+    return out
+
+
+def _reference_late(ds, settings):
+    def raw(run):
+        n = _nearest(run["sample_count"].values, settings["batch_size"])
+        return _finite(run["reference_cosine"].sel(sample_count=n))
+    return _early_late(ds, settings, raw)
+
+
+def _mre(target: str):
+    def units(ds, settings):
+        out = []
+        for label, run in _runs(ds):
+            if target not in run["target"].values:
+                continue
+            value = _finite(run["mre"].sel(split="heldout", target=target))
+            if value.size:
+                out.append((label, {"a": value}))
+        return out
+    return units
+
+
+def _baseline_ratio(worse: str, better: str):
+    def units(ds, settings):
+        out = []
+        for label, run in _runs(ds):
+            run = run.sel(lambda_setting="paper") if "lambda_setting" in run.dims else run
+            n = _nearest(run["sample_count"].values, settings["batch_size"])
+            variance = run["relative_variance"].sel(sample_count=n)
+            ratio = float(np.log(variance.sel(baseline=worse) / variance.sel(baseline=better)))
+            if np.isfinite(ratio):
+                out.append((f"{label} N={n}", {"a": np.array([ratio])}))
+        return out
+    return units
+
+
+def roughness(grid: np.ndarray) -> float:
+    """Mean |second difference| of a 2-D grid along both axes over its value range (0 for a
+    plane, larger for a jagged surface; scale-free)."""
+    grid = np.asarray(grid, np.float64)
+    span = np.nanmax(grid) - np.nanmin(grid)
+    if not np.isfinite(span) or span == 0:
+        return math.nan
+    parts = [np.abs(np.diff(grid, n=2, axis=axis)).ravel() for axis in (0, 1) if grid.shape[axis] >= 3]
+    return float(np.nanmean(np.concatenate(parts)) / span) if parts else math.nan
+
+
+def _regime(run, settings):
+    wanted = settings["landscape_regime"]
+    regimes = [int(r) for r in run["regime"].values]
+    return min(regimes) if wanted is None else _nearest(regimes, wanted)
+
+
+def _roughness_units(ds, settings):
+    out = []
+    for label, run in _runs(ds):
+        grid = run["true_reward"].sel(regime=_regime(run, settings))
+        counts = [int(t) for t in run["trajectories"].values]
+        few, many = roughness(grid.sel(trajectories=min(counts)).values), roughness(grid.sel(trajectories=max(counts)).values)
+        if len(counts) >= 2 and np.isfinite(few) and np.isfinite(many):
+            out.append((f"{label} T={min(counts)} vs {max(counts)}", {"a": np.array([few - many])}))
+    return out
+
+
+def _correlation(run, settings) -> np.ndarray:
+    regime = _regime(run, settings)
+    true = run["true_reward"].sel(regime=regime, trajectories=run["trajectories"].values.max()).values.ravel()
+    surrogate = run["surrogate"].sel(regime=regime).values.ravel()
+    keep = np.isfinite(true) & np.isfinite(surrogate)
+    if keep.sum() < 3 or np.std(true[keep]) == 0 or np.std(surrogate[keep]) == 0:
+        return np.zeros(0)
+    return np.array([np.corrcoef(true[keep], surrogate[keep])[0, 1]])
+
+
+def _agreement_early(ds, settings):
+    return [(label, {"a": pair["a"]}) for label, pair in _early_late(ds, settings, lambda r: _correlation(r, settings))]
+
+
+def _agreement_drop(ds, settings):
+    return _early_late(ds, settings, lambda r: _correlation(r, settings))
+
+
+def _regime_spread(ds, settings):
+    out = []
+    for label, run in _runs(ds, ["env", "algo", "seed"]):
+        returns = run["mean_return"]
+        last = returns["iteration"].values[-max(1, returns.sizes["iteration"] // 10):]
+        final = returns.sel(iteration=last).mean("iteration").values.ravel()
+        final = final[np.isfinite(final)]
+        if final.size >= 2 and np.mean(final) != 0:
+            out.append((label, {"a": np.array([(final.max() - final.min()) / abs(final.mean())])}))
+    return out
+
+
+CLAIMS = [
+    Claim("C1a", "§2.1, Fig. 1", "gradient estimates at the batch size are far from each other",
+          "mean pairwise cosine at the batch size", "gradients", _at_batch("pairwise_cosine", "pair"), "<",
+          lambda s: s["c1_far_below"]),
+    Claim("C1b", "§2.1, Fig. 1", "estimates agree more with more samples",
+          "mean pairwise cosine, largest sample count minus batch size", "gradients", _rise, ">", lambda s: 0.0),
+    Claim("C2a", "§2.1, Fig. 2", "estimates at the batch size are far from the true gradient",
+          "mean cosine with the reference gradient at the batch size", "gradients",
+          _at_batch("reference_cosine", "estimate"), "<", lambda s: s["c2_far_below"]),
+    Claim("C2b", "§2.1, Fig. 2", "convergence to the true gradient is worse later in training",
+          "reference cosine at the batch size, earliest minus latest checkpoint", "gradients", _reference_late,
+          ">", lambda s: 0.0),
+    Claim("C3a", "§2.2, Fig. 3", "the value net fits its GAE target",
+          "held-out MRE against V_old + A_GAE", "values", _mre("gae"), "<", lambda s: s["c3_gae_below"]),
+    Claim("C3b", "§2.2, Fig. 3", "the value net does not fit the returns (correct definition)",
+          "held-out MRE against bootstrapped discounted returns", "values", _mre("returns"), ">",
+          lambda s: s["c3_returns_above"]),
+    Claim("C3c", "§2.2, Fig. 3", "the value net does not fit the returns (the paper's code's definition)",
+          "held-out MRE against returns_authors", "values", _mre("returns_authors"), ">",
+          lambda s: s["c3_returns_above"]),
+    Claim("C4a", "§2.2, Fig. 4", "the true value is a better baseline than the value net",
+          "log(variance with value net / with true value) at the batch size", "baselines",
+          _baseline_ratio("value_net", "true_value"), ">", lambda s: 0.0),
+    Claim("C4b", "§2.2, Fig. 4", "the value net is a better baseline than zero",
+          "log(variance with zero / with value net) at the batch size", "baselines",
+          _baseline_ratio("zero", "value_net"), ">", lambda s: 0.0),
+    Claim("C5", "§2.3, Fig. 5", "the true reward landscape is jagged with few trajectories, smooth with many",
+          "roughness with the fewest minus the most trajectories per point", "landscapes", _roughness_units,
+          ">", lambda s: 0.0),
+    Claim("C6a", "§2.3, Figs. 6-7", "surrogate and true reward agree early in training",
+          "correlation of surrogate and true reward over the grid, earliest checkpoint", "landscapes",
+          _agreement_early, ">", lambda s: s["c6_agree_above"]),
+    Claim("C6b", "§2.3, Figs. 6-7", "surrogate and true reward agree less later in training",
+          "correlation, earliest minus latest checkpoint", "landscapes", _agreement_drop, ">", lambda s: 0.0),
+    Claim("C7", "§2.1", "the sample regime matters for training",
+          "relative spread of final returns across the sample-regime grid", "sample_regime", _regime_spread,
+          ">", lambda s: s["c7_spread_above"]),
+]
+
+
+# ---------------------------------------------------------------------------- statistics
+def _unit_value(groups: dict, rng: np.random.Generator | None) -> float:
+    def mean(raw):
+        raw = np.asarray(raw, np.float64)
+        if rng is not None and raw.size > 1:
+            raw = raw[rng.integers(0, raw.size, raw.size)]
+        return float(raw.mean())
+    value = mean(groups["a"])
+    return value - mean(groups["b"]) if "b" in groups else value
+
+
+def bootstrap(units: list, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float, float]:
+    """(statistic, CI low, CI high): mean over units of their values; two-level percentile
+    bootstrap (units with replacement, then each unit's raw values with replacement)."""
+    rng = np.random.default_rng(seed)
+    statistic = float(np.mean([_unit_value(g, None) for _, g in units]))
+    replicates = np.empty(resamples)
+    for b in range(resamples):
+        drawn = rng.integers(0, len(units), len(units))
+        replicates[b] = np.mean([_unit_value(units[i][1], rng) for i in drawn])
+    tail = (1 - level) / 2
+    return statistic, float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail))
+
+
+def verdict(low: float, high: float, direction: str, threshold: float) -> str:
+    below, above = high < threshold, low > threshold
+    if direction == "<":
+        return "reproduced" if below else "contradicted" if above else "inconclusive"
+    return "reproduced" if above else "contradicted" if below else "inconclusive"
+
+
+def check_settings(given) -> dict:
+    given = json.loads(given) if isinstance(given, str) else dict(given or {})
+    unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise PgprobeError(f"unknown claims setting {unknown[0]!r}: expected one of {', '.join(DEFAULT_SETTINGS)}")
+    settings = {**DEFAULT_SETTINGS, **given}
+    for key in ("resamples", "batch_size"):
+        if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
+            raise PgprobeError(f"claims setting {key!r} = {settings[key]!r}: expected a positive integer")
+    return settings
+
+
+def evaluate(datasets: dict, settings: dict | None = None) -> xr.Dataset:
+    """The claims dataset (dim ``claim``) from the collected datasets by probe name."""
+    from .datasets import provenance, variable
+
+    settings = check_settings(settings)
+    rows = []
+    for i, claim in enumerate(CLAIMS):
+        ds = datasets.get(claim.dataset)
+        units = claim.units(ds, settings) if ds is not None else []
+        threshold = float(claim.threshold(settings))
+        if not units:
+            rows.append((claim, math.nan, math.nan, math.nan, threshold, "not measured", 0, ""))
+            continue
+        stat, low, high = bootstrap(units, settings["resamples"], settings["seed"] + i)
+        rows.append((claim, stat, low, high, threshold, verdict(low, high, claim.direction, threshold),
+                     len(units), "; ".join(label for label, _ in units)))
+    col = lambda k: [r[k] for r in rows]  # noqa: E731
+    ds = xr.Dataset(
+        {
+            "statistic": variable(("claim",), np.array(col(1)), "the claim's statistic (mean over units)", "1"),
+            "ci_low": variable(("claim",), np.array(col(2)), "95% two-level bootstrap CI, lower end", "1"),
+            "ci_high": variable(("claim",), np.array(col(3)), "95% two-level bootstrap CI, upper end", "1"),
+            "threshold": variable(("claim",), np.array(col(4)), "threshold the claim is judged against", "1"),
+            "unit_count": variable(("claim",), np.array(col(6), np.int64),
+                                   "units (runs x checkpoints, or runs) behind the statistic", "1"),
+        },
+        coords={
+            "claim": variable(("claim",), [c.name for c in CLAIMS], "claim of the paper", "1"),
+            "paper_section": variable(("claim",), [c.paper for c in CLAIMS], "where the paper makes it", "1"),
+            "text": variable(("claim",), [c.text for c in CLAIMS], "the claim", "1"),
+            "statistic_name": variable(("claim",), [c.statistic for c in CLAIMS], "what the statistic is", "1"),
+            "direction": variable(("claim",), [c.direction for c in CLAIMS],
+                                  "the claim holds if the statistic is on this side of the threshold", "1"),
+            "verdict": variable(("claim",), col(5), "reproduced | contradicted | inconclusive | not measured", "1"),
+            "units": variable(("claim",), col(7), "the units, by label", "1"),
+        })
+    ds.attrs = provenance("claims", settings)
+    return ds
+
+
+def markdown(ds: xr.Dataset) -> str:
+    """The claims table as markdown (what figures/claims.md holds)."""
+    seeds = {u.split("seed=")[1].split()[0] for units in ds["units"].values for u in str(units).split("; ")
+             if "seed=" in u}
+    lines = ["# The paper's claims, measured", "",
+             f"Verdicts at 95% (two-level bootstrap over units and their estimates, "
+             f"{json.loads(ds.attrs['config_json'])['resamples']} resamples). "
+             f"Training seeds in this study: {len(seeds) or 'none'}"
+             + (" — one seed: the CIs carry the estimates' sampling noise and the checkpoints', "
+                "not the spread between training runs." if len(seeds) == 1 else "."), "",
+             "| claim | paper | statistic | value | 95% CI | claim holds if | verdict | units |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i in range(ds.sizes["claim"]):
+        row = ds.isel(claim=i)
+        value = float(row["statistic"])
+        cells = ("–", "–") if not np.isfinite(value) else (f"{value:.3g}", f"[{float(row['ci_low']):.3g}, {float(row['ci_high']):.3g}]")
+        lines.append(f"| {row['claim'].item()}: {row['text'].item()} | {row['paper_section'].item()} | "
+                     f"{row['statistic_name'].item()} | {cells[0]} | {cells[1]} | "
+                     f"{row['direction'].item()} {float(row['threshold']):g} | **{row['verdict'].item()}** | "
+                     f"{int(row['unit_count'])} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- CLI
+def _cmd(args) -> None:
+    from .atomic import atomic_output
+    from .datasets import open_dataset, write_netcdf
+
+    datasets = {}
+    for item in args.datasets:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise PgprobeError(f"--datasets {item!r}: expected NAME=PATH")
+        datasets[name] = open_dataset(path, kind=name)
+    ds = evaluate(datasets, args.settings)
+    write_netcdf(ds, args.out)
+    if args.table:
+        with atomic_output(args.table) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write(markdown(ds))
+    for i in range(ds.sizes["claim"]):
+        print(f"{ds['claim'].values[i]}: {ds['verdict'].values[i]}")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("claims", help="the paper's claims: statistic, 95% CI, verdict",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", required=True, metavar="NAME=PATH",
+                        help="collected datasets: gradients, values, baselines, landscapes, sample_regime")
+    parser.add_argument("--settings", help="JSON object: the config section claims")
+    parser.add_argument("--out", required=True, help="output NetCDF (results/claims.nc)")
+    parser.add_argument("--table", help="also write the markdown table here (figures/claims.md)")
+    parser.set_defaults(func=_cmd)

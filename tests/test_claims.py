@@ -1,0 +1,152 @@
+"""Claims stage: verdicts on synthetic datasets whose answer is known, the bootstrap, the
+roughness measure, and the CLI's outputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pgprobe import claims
+from pgprobe.cli import main
+from pgprobe.datasets import add_run_coords, open_dataset
+from pgprobe.errors import PgprobeError
+
+SETTINGS = {"resamples": 400}
+
+
+def _gradients(pairwise: dict, reference: dict, seeds=(0, 1, 2), iterations=(50, 300)) -> xr.Dataset:
+    """pairwise/reference: {iteration: (S, pairs) or (S, estimates) raw values}, the same for
+    every seed (plus seed-dependent noise)."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for seed in seeds:
+        for it in iterations:
+            pw = np.asarray(pairwise[it]) + rng.normal(0, 0.01, np.shape(pairwise[it]))
+            ref = np.asarray(reference[it]) + rng.normal(0, 0.01, np.shape(reference[it]))
+            ds = xr.Dataset({"pairwise_cosine": (("sample_count", "pair"), pw),
+                             "reference_cosine": (("sample_count", "estimate"), ref)},
+                            coords={"sample_count": [1024, 2048, 8192]})
+            parts.append(add_run_coords(ds, "Hopper-v5", "ppo", seed, it))
+    return xr.combine_by_coords(parts)
+
+
+def _row(ds, name):
+    return ds.sel(claim=name)
+
+
+def test_verdicts_on_known_data():
+    rng = np.random.default_rng(1)
+    low = lambda mean, n: np.clip(rng.normal(mean, 0.05, n), -1, 1)  # noqa: E731
+    # C1a reproduced (0.1 << 0.5), C1b reproduced (rises to 0.8), C2a contradicted (0.9 > 0.5),
+    # C2b: early 0.9 vs late 0.2 -> reproduced.
+    pairwise = {it: np.stack([low(0.05, 45), low(0.1, 45), low(0.8, 45)]) for it in (50, 300)}
+    reference = {50: np.stack([low(0.85, 10), low(0.9, 10), low(0.95, 10)]),
+                 300: np.stack([low(0.1, 10), low(0.2, 10), low(0.3, 10)])}
+    ds = claims.evaluate({"gradients": _gradients(pairwise, reference)}, SETTINGS)
+    assert _row(ds, "C1a")["verdict"].item() == "reproduced"
+    assert float(_row(ds, "C1a")["statistic"]) == pytest.approx(0.1, abs=0.02)
+    assert _row(ds, "C1b")["verdict"].item() == "reproduced"
+    assert _row(ds, "C2b")["verdict"].item() == "reproduced"
+    assert float(_row(ds, "C2b")["statistic"]) == pytest.approx(0.9 - 0.2, abs=0.03)
+    # C2a: early reference cosine 0.9, late 0.2 -> mean 0.55 around the 0.5 threshold, and
+    # the unit-level spread (0.9 vs 0.2) makes it inconclusive.
+    assert _row(ds, "C2a")["verdict"].item() == "inconclusive"
+    # A claim whose dataset is absent is not measured.
+    assert _row(ds, "C5")["verdict"].item() == "not measured"
+    assert int(_row(ds, "C5")["unit_count"]) == 0
+
+    contradicted = {it: np.stack([low(0.9, 45)] * 3) for it in (50, 300)}
+    ds = claims.evaluate({"gradients": _gradients(contradicted, reference)}, SETTINGS)
+    assert _row(ds, "C1a")["verdict"].item() == "contradicted"
+    assert _row(ds, "C1b")["verdict"].item() == "inconclusive"   # no rise: CI straddles 0
+
+
+def test_within_unit_noise_keeps_one_seed_honest():
+    """One seed, one checkpoint, 3 pairs spread widely: the two-level bootstrap resamples the
+    pairs, so the CI is wide and the verdict inconclusive (a one-level bootstrap over the
+    single unit would give a zero-width CI and a confident verdict)."""
+    pairwise = {50: np.array([[0.2, 0.5, 0.9]] * 3)}
+    reference = {50: np.array([[0.5, 0.5]] * 3)}
+    ds = claims.evaluate({"gradients": _gradients(pairwise, reference, seeds=(0,), iterations=(50,))}, SETTINGS)
+    row = _row(ds, "C1a")
+    assert int(row["unit_count"]) == 1
+    assert float(row["ci_high"]) - float(row["ci_low"]) > 0.3
+    assert row["verdict"].item() == "inconclusive"
+
+
+def test_roughness_of_known_surfaces():
+    alpha, beta = np.meshgrid(np.linspace(0, 1, 7), np.linspace(-1, 1, 7), indexing="ij")
+    assert claims.roughness(3 * alpha - beta + 2) == pytest.approx(0.0, abs=1e-12)
+    checker = np.where((np.arange(7)[:, None] + np.arange(7)[None, :]) % 2 == 0, 1.0, -1.0)
+    assert claims.roughness(checker) == pytest.approx(2.0)        # |second difference| 4 over range 2
+    assert np.isnan(claims.roughness(np.ones((5, 5))))
+
+
+def _landscape(early_corr_sign: float, late_corr_sign: float, seeds=(0, 1, 2)) -> xr.Dataset:
+    rng = np.random.default_rng(2)
+    alpha, beta = np.meshgrid(np.linspace(0, 2, 5), np.linspace(-1, 1, 5), indexing="ij")
+    parts = []
+    for seed in seeds:
+        for it, sign in ((50, early_corr_sign), (300, late_corr_sign)):
+            smooth = alpha + 0.3 * beta
+            true = np.stack([smooth + rng.normal(0, 0.8, smooth.shape),          # 1 trajectory: jagged
+                             smooth + rng.normal(0, 0.01, smooth.shape)], -1)     # 50: smooth
+            ds = xr.Dataset({"true_reward": (("regime", "alpha", "beta", "trajectories"), true[None]),
+                             "surrogate": (("regime", "alpha", "beta"), (sign * smooth)[None])},
+                            coords={"regime": [2048], "alpha": alpha[:, 0], "beta": beta[0],
+                                    "trajectories": [1, 50]})
+            parts.append(add_run_coords(ds, "Hopper-v5", "trpo", seed, it))
+    return xr.combine_by_coords(parts)
+
+
+def test_landscape_claims():
+    ds = claims.evaluate({"landscapes": _landscape(+1, -1)}, SETTINGS)
+    assert _row(ds, "C5")["verdict"].item() == "reproduced"
+    assert _row(ds, "C6a")["verdict"].item() == "reproduced"
+    assert float(_row(ds, "C6a")["statistic"]) > 0.99
+    assert _row(ds, "C6b")["verdict"].item() == "reproduced"
+    ds = claims.evaluate({"landscapes": _landscape(-1, +1)}, SETTINGS)
+    assert _row(ds, "C6a")["verdict"].item() == "contradicted"
+    assert _row(ds, "C6b")["verdict"].item() == "contradicted"
+
+
+def test_values_and_baselines_claims():
+    parts, bparts = [], []
+    for seed in (0, 1, 2):
+        mre = np.array([[0.01, 0.6, 0.7], [0.02, 0.5, 0.6]])
+        ds = xr.Dataset({"mre": (("split", "target"), mre + 0.01 * seed)},
+                        coords={"split": ["train", "heldout"], "target": ["gae", "returns", "returns_authors"]})
+        parts.append(add_run_coords(ds, "Hopper-v5", "ppo", seed, 300))
+        variance = np.array([[[0.5, 0.4], [1.0, 0.9], [2.0, 1.8]]]) * (1 + 0.05 * seed)  # true < net < zero
+        b = xr.Dataset({"relative_variance": (("lambda_setting", "baseline", "sample_count"), variance)},
+                       coords={"lambda_setting": ["paper"], "baseline": ["true_value", "value_net", "zero"],
+                               "sample_count": [2048, 8192]})
+        bparts.append(add_run_coords(b, "Hopper-v5", "ppo", seed, 300))
+    ds = claims.evaluate({"values": xr.combine_by_coords(parts), "baselines": xr.combine_by_coords(bparts)},
+                         SETTINGS)
+    for name in ("C3a", "C3b", "C3c", "C4a", "C4b"):
+        assert _row(ds, name)["verdict"].item() == "reproduced", name
+    assert float(_row(ds, "C4a")["statistic"]) == pytest.approx(np.log(2.0), rel=1e-9)
+
+
+def test_cli_writes_dataset_and_table(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    pairwise = {it: np.stack([rng.uniform(0, 0.2, 45)] * 3) for it in (50, 300)}
+    reference = {it: np.stack([rng.uniform(0, 0.2, 10)] * 3) for it in (50, 300)}
+    gradients = _gradients(pairwise, reference)
+    gradients.attrs["pgprobe_dataset"] = "gradients"
+    path = tmp_path / "gradients.nc"
+    gradients.to_netcdf(path)
+    out, table = tmp_path / "claims.nc", tmp_path / "claims.md"
+    assert main(["claims", "--datasets", f"gradients={path}", "--settings", '{"resamples": 200}',
+                 "--out", str(out), "--table", str(table)]) == 0
+    ds = open_dataset(out, kind="claims")
+    text = table.read_text()
+    assert "C1a" in text and "**reproduced**" in text and "**not measured**" in text
+    assert "Training seeds in this study: 3" in text
+    assert ds["verdict"].sel(claim="C1a").item() == "reproduced"
+    capsys.readouterr()
+    assert main(["claims", "--datasets", f"values={path}", "--out", str(tmp_path / "x.nc")]) == 2
+    assert "expected 'values'" in capsys.readouterr().err
+    with pytest.raises(PgprobeError, match="unknown claims setting 'resample'"):
+        claims.check_settings({"resample": 3})
