@@ -14,12 +14,15 @@ after the loop has finished, so the probe name travels in params.)
 
 params hold config probes.NAME (canonical JSON; plus the shard count where the probe keeps
 it in its settings), the probe seed and a hash of the probe's code: a change to any of
-them reruns that probe, its collect and its figures, never training.
+them reruns that probe, its collect and its figures, never training.  A shard job's params
+hold only the settings its module lists as defining the reference sample
+(``REFERENCE_KEYS``: sample count, stream length, shard count, chunk size, ...), so
+e.g. probes.gradients.estimates reruns the gather job, not the reference shards.
 """
 
 
 for _probe in PROBES:
-    (_res, _shard_res, _settings, _code, _shards, _ckpt, _base, _logs, _bench,
+    (_res, _shard_res, _settings, _shard_settings, _code, _shards, _ckpt, _base, _logs, _bench,
      _count_flag) = probe_rule_values(_probe)
 
     if _shards > 1:
@@ -33,7 +36,7 @@ for _probe in PROBES:
                 f"{_base}.shard{{shard}}.nc",
             params:
                 probe=_probe,
-                settings=_settings,
+                settings=_shard_settings or _settings,
                 seed=config["probe_seed"],
                 code=_code,
                 count_flag=_count_flag,
