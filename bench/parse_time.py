@@ -12,7 +12,7 @@ Prints, in seconds (median of ``--repeats`` runs, 2-core machine unless stated):
 * ``dry run``: ``snakemake -n figures/fig6.pdf`` in an empty directory (parse + DAG);
 * ``no-op``: ``snakemake --cores 1`` on a finished default study.  The finished study is
   made without running anything: every planned output is created empty and recorded with
-  ``snakemake --touch`` (made once in ``--workdir``; the plan, params and code hashes are
+  ``snakemake --touch --forceall`` (made once in ``--workdir``; the plan, params and code hashes are
   those of a real finished study).
 """
 from __future__ import annotations
@@ -45,14 +45,14 @@ def snakemake(workdir: Path, *args: str, config: Path | None = None) -> tuple[fl
 
 def touched_study(workdir: Path, config: Path | None = None) -> Path:
     """A finished study without running a job: every planned output created empty, then
-    recorded by ``snakemake --touch`` (metadata: params, code, inputs)."""
+    recorded by ``snakemake --touch --forceall`` (metadata of every job: params, code, inputs)."""
     workdir.mkdir(parents=True, exist_ok=True)
     _, summary = snakemake(workdir, "--summary", config=config)
     for line in summary.stdout.splitlines()[1:]:
         path = workdir / line.split("\t")[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
-    snakemake(workdir, "--touch", config=config)
+    snakemake(workdir, "--touch", "--forceall", config=config)
     return workdir
 
 

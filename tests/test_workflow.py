@@ -278,6 +278,190 @@ def test_figure_option_reruns_only_that_figure(workdir):
     # (runs last among the tests sharing the workdir: the tiny config would now redo fig8)
 
 
+# ---------------------------------------------------------------------------- what a change reruns
+# One test per row of README.md's table "What a change reruns": the set of rules (and job
+# counts) that `snakemake -n` plans after the change, on a finished tiny study.  The study
+# is made without running a job (every planned output created empty, then recorded with
+# `snakemake --touch --forceall`: the same params and code hashes as a real run), so these tests
+# check the plan, in seconds.
+RUN_SCOPE = {"all"}
+
+
+@pytest.fixture(scope="module")
+def touched_study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("touched")
+    summary = snakemake(workdir, "--summary")
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    for line in summary.stdout.splitlines()[1:]:
+        path = workdir / line.split("\t")[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    touched = snakemake(workdir, "--touch", "--forceall")   # --forceall: every job's metadata
+    assert touched.returncode == 0, touched.stderr[-3000:]
+    noop = snakemake(workdir, "-n")
+    assert "Nothing to be done" in noop.stdout + noop.stderr, noop.stdout[-3000:]
+    return workdir
+
+
+def planned(workdir: Path, change: dict | None = None, name: str = "change.yaml", env: dict | None = None):
+    """{rule: job count} that a dry run plans with tests/tiny_config.yaml + ``change``."""
+    config = write_config(workdir, name, change or {})
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(SNAKEFILE),
+           "--cores", "2", "--configfile", str(config), "-n"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})},
+                            timeout=600, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return job_counts(result.stdout)
+
+
+def figures_of(*datasets: str) -> dict:
+    return {f"figure_{n}": 1 for d in datasets for n in figure_names_using(d)}
+
+
+def probe_jobs(probe: str, count: int = 2) -> dict:
+    """The jobs of one probe at ``count`` checkpoints (tiny config: shards 2 per checkpoint)."""
+    jobs = {f"probe_{probe}": count}
+    if probe in ("gradients", "baselines", "landscapes"):
+        jobs[f"probe_{probe}_shard"] = 2 * count
+    return jobs
+
+
+ALL_PROBES = ["gradients", "steps", "values", "baselines", "landscapes"]
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("gradients", {"estimates": 3}),
+    ("gradients", {"sample_counts": [64, 128]}),
+    ("baselines", {"estimates": 3}),
+    ("baselines", {"sample_counts": [64, 128]}),
+    ("baselines", {"true_value_validation_streams": 2}),
+])
+def test_estimate_setting_reruns_probe_not_its_reference_shards(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("gradients", {"reference_samples": 512}),
+    ("gradients", {"chunk_size": 1}),
+    ("baselines", {"true_value_streams": 6}),
+    ("landscapes", {"alpha_points": 3}),
+])
+def test_reference_setting_reruns_shards_probe_collect_figures(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {**probe_jobs(probe), f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("steps", {"estimates": 3}),
+    ("values", {"heldout_steps": 128}),
+])
+def test_unsharded_probe_setting_reruns_that_probe(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+def test_training_hyperparameter_reruns_that_run_and_its_probes(touched_study):
+    counts = planned(touched_study, {"training": {"hyperparameters": {"ppo": {"clip_epsilon": 0.3}}}})
+    expected = {"training_config": 1, "train": 1, "collect_training": 1, "all": 1,
+                # the sample-regime runs start from the PPO hyperparameters
+                "regime_training_config": 2, "train_regime": 2, "collect_sample_regime": 1}
+    for probe in ALL_PROBES:
+        expected.update(probe_jobs(probe, count=1))    # the PPO checkpoint's
+        expected[f"collect_{probe}"] = 1
+    expected.update(figures_of("training", "sample_regime", *ALL_PROBES))
+    assert counts == expected
+
+
+def test_checkpoint_schedule_reruns_training_and_every_probe(touched_study):
+    counts = planned(touched_study, {"training": {"checkpoint_every": 1}})
+    assert counts["training_config"] == 2 and counts["train"] == 2 and "train_regime" not in counts
+    for probe in ALL_PROBES:
+        assert counts[f"probe_{probe}"] == 2          # ppo and trpo at iteration 2
+
+
+def test_adding_a_probed_iteration_reruns_only_its_probes(touched_study):
+    """Iteration 0 is on the tiny schedule (checkpoint_every 2): probing it too runs the
+    probes of iteration 0, the collects and figures; no training, no probe of iteration 2."""
+    counts = planned(touched_study, {"probe_iterations": {"default": [0, 2]}})
+    expected = {"all": 1}
+    for probe in ALL_PROBES:
+        expected.update(probe_jobs(probe, count=2))     # ppo and trpo at iteration 0
+        expected[f"collect_{probe}"] = 1
+    expected.update(figures_of(*ALL_PROBES))
+    assert counts == expected
+    one_probe = planned(touched_study, {"probe_iterations": {"landscapes": [0, 2]}})
+    assert one_probe == {**probe_jobs("landscapes"), "collect_landscapes": 1, **figures_of("landscapes"),
+                         "all": 1}
+
+
+def test_figure_option_plans_only_that_figure(touched_study):
+    assert planned(touched_study, {"figures": {"fig6": {"n_boot": 30}}}) == {"figure_fig6": 1, "all": 1}
+
+
+def _edited_source(tmp_path: Path, relative: str) -> dict:
+    """Environment whose pgprobe is a copy of src/pgprobe with ``relative`` edited (a comment)."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "pgprobe", src / "pgprobe",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    path = src / "pgprobe" / relative
+    path.write_text(path.read_text() + "\n# edited\n")
+    return {"PYTHONPATH": str(src)}
+
+
+@pytest.mark.parametrize("relative, rules", [
+    ("probes/values.py", {"probe_values", "probe_baselines", "probe_baselines_shard"}),
+    ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard", "probe_steps"}),
+    ("collect.py", set()),
+    ("figures/values.py", set()),
+])
+def test_code_change_reruns_the_jobs_running_it(touched_study, tmp_path, relative, rules):
+    counts = planned(touched_study, env=_edited_source(tmp_path, relative))
+    ran = {rule for rule in counts if rule.startswith(("probe_", "train"))}
+    assert ran == rules, counts
+    if relative == "figures/values.py":
+        assert set(counts) == {f"figure_{n}" for n, e in _registry().items()
+                               if e["module"] == "pgprobe.figures.values"} | {"all"}
+    if relative == "collect.py":
+        assert {r for r in counts if r.startswith("collect_")} == {
+            "collect_training", "collect_sample_regime", *(f"collect_{p}" for p in ALL_PROBES)}
+
+
+def test_training_code_change_reruns_training_and_everything_after(touched_study, tmp_path):
+    counts = planned(touched_study, env=_edited_source(tmp_path, "train.py"))
+    assert counts["train"] == 2 and counts["train_regime"] == 2
+    assert all(counts[f"probe_{p}"] == 2 for p in ALL_PROBES)
+
+
+def _registry() -> dict:
+    from pgprobe.figures import registry
+    return registry()
+
+
+def test_off_schedule_probe_iteration_is_a_one_line_error(tmp_path):
+    config = write_config(tmp_path, "bad.yaml", {"probe_iterations": {"default": [1]}})
+    result = snakemake(tmp_path, "-n", config=config)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines()
+             if line.strip() and not line.startswith("Config file ")]
+    assert lines == ["pgprobe config error: probe_iterations.default[0]: 1 is not on the checkpoint "
+                     "schedule (training.checkpoint_every=2, training.iterations=2: 0, 2)"], lines
+
+
+def test_parse_imports_no_torch_gymnasium_or_matplotlib(touched_study):
+    """A parse with warm caches (what every job of a cluster run does) imports none of the
+    heavy modules: the config checks that need them are cached under .snakemake/pgprobe."""
+    code = ("import runpy, sys; sys.argv = ['snakemake', '--list-rules', '-s', %r, '--configfile', %r];"
+            "\ntry: runpy.run_module('snakemake', run_name='__main__')\nexcept SystemExit: pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'gymnasium', 'matplotlib', 'mujoco') if m in sys.modules))"
+            % (str(SNAKEFILE), str(TINY)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                            cwd=touched_study, timeout=300)
+    assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
 # ---------------------------------------------------------------------------- static checks
 @pytest.mark.slow
 def test_lint_is_clean(tmp_path):
