@@ -127,10 +127,13 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
     assert dict(training.sizes)["iteration"] == 2 and {"env", "algo", "seed"} <= set(training.dims)
     regime = open_dataset(workdir / "results" / "datasets" / "sample_regime.nc", "sample_regime")
     assert list(regime["steps_per_iteration"].values) == [128, 256]
-    # Checkpoints and train.nc were moved out of the stage; the stage is gone.
+    # Checkpoints and train.nc were delivered as hard links of the stage's files (no copy).
     run = workdir / "results" / "runs" / "Hopper-v5" / "ppo" / "seed0"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["iter0000.pt", "iter0002.pt"]
-    assert not any((workdir / "results" / "resume").rglob("*.pt"))
+    staged = {p.name: p for p in (workdir / "results" / "resume" / "runs").rglob("checkpoints/*.pt")
+              if "/ppo/" in str(p)}
+    for delivered in (run / "checkpoints").iterdir():
+        assert delivered.stat().st_ino == staged[delivered.name].stat().st_ino
     # Training got only its own config section.
     section = yaml.safe_load((workdir / "results/configs/train/Hopper-v5/ppo.yaml").read_text())
     assert set(section) == {"training"} and section["training"]["iterations"] == 2
@@ -460,6 +463,68 @@ def test_parse_imports_no_torch_gymnasium_or_matplotlib(touched_study):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
                             cwd=touched_study, timeout=300)
     assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------- train delivery
+PPO_RUN = "results/runs/Hopper-v5/ppo/seed0"
+PPO_OUTPUTS = [f"{PPO_RUN}/checkpoints/iter0000.pt", f"{PPO_RUN}/checkpoints/iter0002.pt", f"{PPO_RUN}/train.nc"]
+
+
+def _killing_shims(directory: Path, kill_at: int) -> dict:
+    """PATH shims for ln, cp and mv (the commands that deliver files) that run the real
+    command and, at the ``kill_at``-th call of any of them, SIGKILL the shell running the
+    job: a kill inside the delivery, after ``kill_at`` files were delivered."""
+    import shutil
+
+    directory.mkdir()
+    for name in ("ln", "cp", "mv"):
+        real = shutil.which(name)
+        shim = directory / name
+        shim.write_text(f"""#!/bin/sh
+{real} "$@"; status=$?
+count=$(( $(cat {directory}/count 2>/dev/null || echo 0) + 1 )); echo $count > {directory}/count
+[ $count -eq {kill_at} ] && kill -9 $PPID
+exit $status
+""")
+        shim.chmod(0o755)
+    return {"PATH": f"{directory}{os.pathsep}{_env()['PATH']}"}
+
+
+def _train_ppo(workdir: Path, env: dict | None = None):
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(SNAKEFILE),
+           "--cores", "1", *PPO_OUTPUTS, "--configfile", str(TINY)]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})},
+                          timeout=900, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_training(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("train_once")
+    result = _train_ppo(workdir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
+def test_kill_inside_train_delivery_loses_nothing(uninterrupted_training, tmp_path, kill_at):
+    """SIGKILL of the train job after 1, 2 or all 3 of its files were delivered: the job
+    fails and Snakemake deletes its outputs; the rerun delivers every checkpoint, equal
+    byte for byte to an uninterrupted run's, and train.nc."""
+    import xarray as xr
+
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    killed = _train_ppo(workdir, _killing_shims(tmp_path / "shims", kill_at))
+    assert killed.returncode != 0 and "Error in rule train" in killed.stdout + killed.stderr, \
+        killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert not any((workdir / path).exists() for path in PPO_OUTPUTS)
+    rerun = _train_ppo(workdir)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
+    for path in PPO_OUTPUTS[:2]:
+        assert (workdir / path).read_bytes() == (uninterrupted_training / path).read_bytes(), path
+    with xr.open_dataset(workdir / PPO_OUTPUTS[2]) as ds:
+        assert list(ds["iteration"].values) == [1, 2]
 
 
 # ---------------------------------------------------------------------------- static checks
