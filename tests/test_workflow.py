@@ -109,8 +109,8 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
     counts = job_counts(log)
     for rule in ["training_config", "train", "regime_training_config", "train_regime",
                  "probe_gradients_shard", "probe_gradients", "probe_steps", "probe_values",
-                 "probe_baselines_shard", "probe_baselines", "probe_landscapes_shard",
-                 "probe_landscapes", "collect_training", "collect_sample_regime", "collect_gradients",
+                 "probe_baselines_shard", "probe_baselines", "probe_landscapes_directions",
+                 "probe_landscapes_shard", "probe_landscapes", "collect_training", "collect_sample_regime", "collect_gradients",
                  "collect_steps", "collect_values", "collect_baselines", "collect_landscapes"]:
         assert counts.get(rule, 0) > 0, f"rule {rule} did not run: {counts}"
     assert counts["train"] == 2 and counts["probe_gradients_shard"] == 4
@@ -326,6 +326,8 @@ def probe_jobs(probe: str, count: int = 2) -> dict:
     jobs = {f"probe_{probe}": count}
     if probe in ("gradients", "baselines", "landscapes"):
         jobs[f"probe_{probe}_shard"] = 2 * count
+    if probe == "landscapes":
+        jobs["probe_landscapes_directions"] = count
     return jobs
 
 
@@ -353,6 +355,15 @@ def test_estimate_setting_reruns_probe_not_its_reference_shards(touched_study, p
 def test_reference_setting_reruns_shards_probe_collect_figures(touched_study, probe, change):
     counts = planned(touched_study, {"probes": {probe: change}})
     assert counts == {**probe_jobs(probe), f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+@pytest.mark.parametrize("change", [{"trajectory_counts": [1, 3]}, {"chunk_size": 1}])
+def test_landscape_point_setting_reruns_shards_not_directions(touched_study, change):
+    """The plane (update steps on large batches) depends only on DIRECTION_KEYS."""
+    counts = planned(touched_study, {"probes": {"landscapes": change}})
+    expected = {**probe_jobs("landscapes"), "collect_landscapes": 1, **figures_of("landscapes"), "all": 1}
+    del expected["probe_landscapes_directions"]
+    assert counts == expected
 
 
 @pytest.mark.parametrize("probe, change", [

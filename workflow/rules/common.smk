@@ -317,6 +317,17 @@ def shard_settings(config, probe) -> dict:
     return {k: settings[k] for k in keys if k in settings}
 
 
+# Probes whose sharded jobs read a per-checkpoint directions file (rule probe_NAME_directions),
+# and the module constant naming the settings that file depends on.
+DIRECTIONS_PROBES = {"landscapes": "DIRECTION_KEYS"}
+
+
+def direction_settings(config, probe) -> dict:
+    settings = probe_settings(config, probe)
+    keys = module_constant(f"pgprobe.probes.{probe}", DIRECTIONS_PROBES[probe])
+    return {k: settings[k] for k in keys if k in settings}
+
+
 def probe_settings(config, probe) -> dict:
     """config probes.PROBE plus the shard count where the probe keeps it in its settings."""
     settings = dict(config["probes"][probe])
