@@ -322,6 +322,11 @@ def shard_settings(config, probe) -> dict:
 DIRECTIONS_PROBES = {"landscapes": "DIRECTION_KEYS"}
 
 
+def directions_flag(wildcards, input) -> str:
+    """A shard job's ``--directions FILE`` where its probe has a directions file, else ''."""
+    return f" --directions {input.directions}" if "directions" in input.keys() else ""
+
+
 def direction_settings(config, probe) -> dict:
     settings = probe_settings(config, probe)
     keys = module_constant(f"pgprobe.probes.{probe}", DIRECTIONS_PROBES[probe])
@@ -487,6 +492,36 @@ def stage_dir(kind, parts, section_json, code) -> str:
     """
     digest = hashlib.sha256((section_json + code).encode()).hexdigest()[:12]
     return f"results/resume/{kind}/{'/'.join(map(str, parts))}/{digest}"
+
+
+def deliver_command(files, destination_dir) -> str:
+    """Shell: hard-link (or copy) each of ``files`` (shell words) into ``destination_dir``,
+    leaving the originals in the stage."""
+    return (f"mkdir -p {destination_dir} && for f in {files}; do"
+            f" ln -f \"$f\" {destination_dir}/ 2>/dev/null || cp -p \"$f\" {destination_dir}/; done")
+
+
+def drop_other_stages(stage) -> str:
+    """Shell: remove the stages of the same run made with another config or code."""
+    return (f"mkdir -p {stage} && find $(dirname {stage}) -mindepth 1 -maxdepth 1"
+            f" ! -name $(basename {stage}) -exec rm -rf {{{{}}}} +")
+
+
+def train_shell(deliver_checkpoints: bool) -> str:
+    """Shell of a training job: drop stale stages, train in the stage (resuming), deliver."""
+    stage = "{params.stage:q}"
+    run = "$(dirname {output.train_nc:q})"
+    steps = [drop_other_stages(stage),
+             f"pgprobe train --env {{wildcards.env:q}} --algo {{wildcards.algo}} --seed {{wildcards.seed}}"
+             f" --config {{input.config:q}} --out {stage} --resume-dir {stage}/resume --no-progress"]
+    if deliver_checkpoints:
+        steps.append(deliver_command(f"{stage}/checkpoints/*.pt", f"{run}/checkpoints"))
+    steps.append(deliver_command(f"{stage}/train.nc", run))
+    return f"({' && '.join(steps)}) > {{log:q}} 2>&1"
+
+
+TRAIN_SHELL = train_shell(deliver_checkpoints=True)
+REGIME_TRAIN_SHELL = train_shell(deliver_checkpoints=False)
 
 
 def train_runtime(config, section, env, algo) -> int:

@@ -75,6 +75,7 @@ for _probe in PROBES:
                 seed=config["probe_seed"],
                 code=_code,
                 count_flag=_count_flag,
+                directions_flag=directions_flag,
             log:
                 f"{_logs}.shard{{shard}}.log",
             benchmark:
@@ -88,9 +89,8 @@ for _probe in PROBES:
                 "../../envs/pgprobe.yaml"
             shell:
                 "pgprobe probe {params.probe}-shard --checkpoint {input.checkpoint:q}"
-                " --shard {wildcards.shard}{params.count_flag}"
-                + (" --directions {input.directions:q}" if _probe in DIRECTIONS_PROBES else "")
-                + " --settings {params.settings:q}"
+                " --shard {wildcards.shard}{params.count_flag}{params.directions_flag}"
+                " --settings {params.settings:q}"
                 " --workers {threads} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
         rule:

@@ -18,19 +18,6 @@ stages of other configs or code before it starts.
 TRAIN_CODE = code_hash("pgprobe.train")
 
 
-def deliver_command(files, destination_dir) -> str:
-    """Shell: hard-link (or copy) each of ``files`` (shell words) into ``destination_dir``,
-    leaving the originals in the stage."""
-    return (f"mkdir -p {destination_dir} && for f in {files}; do"
-            f" ln -f \"$f\" {destination_dir}/ 2>/dev/null || cp -p \"$f\" {destination_dir}/; done")
-
-
-def drop_other_stages(stage) -> str:
-    """Shell: remove the stages of the same run made with another config or code."""
-    return (f"mkdir -p {stage} && find $(dirname {stage}) -mindepth 1 -maxdepth 1"
-            f" ! -name $(basename {stage}) -exec rm -rf {{{{}}}} +")
-
-
 rule training_config:
     output:
         "results/configs/train/{env}/{algo}.yaml",
@@ -70,15 +57,7 @@ rule train:
     conda:
         "../../envs/pgprobe.yaml"
     shell:
-        "(" + drop_other_stages("{params.stage:q}") + " && "
-        "pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
-        " --no-progress"
-        " && " + deliver_command("{params.stage:q}/checkpoints/*.pt",
-                                 "$(dirname {output.train_nc:q})/checkpoints")
-        + " && " + deliver_command("{params.stage:q}/train.nc",
-                                   "$(dirname {output.train_nc:q})")
-        + ") > {log:q} 2>&1"
+        TRAIN_SHELL
 
 
 rule regime_training_config:
@@ -122,10 +101,4 @@ rule train_regime:
     conda:
         "../../envs/pgprobe.yaml"
     shell:
-        "(" + drop_other_stages("{params.stage:q}") + " && "
-        "pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
-        " --no-progress"
-        " && " + deliver_command("{params.stage:q}/train.nc",
-                                 "$(dirname {output.train_nc:q})")
-        + ") > {log:q} 2>&1"
+        REGIME_TRAIN_SHELL
