@@ -4,7 +4,9 @@ tests/slurm/start_cluster.sh installs Debian's munge + slurm-wlm if needed and s
 munged, slurmctld and slurmd on this machine (root only); the tests run Snakemake with
 ``--executor slurm`` through workflow/profiles/slurm with tests/slurm/profile on top,
 on small throw-away Snakefiles.  Tests marked ``slurm`` skip, with the reason, where the
-cluster cannot run (not root, no apt-get, packages not installable).
+cluster cannot run (not root, no apt-get, packages not installable), except in CI
+(CI=true) as root on Debian, where that is a failure; each has a pytest-timeout so that a
+hung cluster fails in minutes.
 
 The other tests check the profiles themselves (plugin flag names, group coverage of the
 workflow's rules) and need no cluster.
@@ -110,7 +112,37 @@ def test_profile_groups_cover_small_rules():
     assert set(groups.values()) <= set(components)
 
 
+@pytest.mark.parametrize("environ, euid, debian, required", [
+    ({"CI": "true"}, 0, True, True),
+    ({"CI": "1"}, 0, True, True),
+    ({}, 0, True, False),
+    ({"CI": "true"}, 1000, True, False),
+    ({"CI": "true"}, 0, False, False),
+])
+def test_cluster_required_in_ci_as_root_on_debian(environ, euid, debian, required):
+    assert helpers.cluster_required(environ, euid, debian) is required
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "Failed"), ("", "Skipped")])
+def test_unavailable_cluster_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path, ci, outcome):
+    """As root on Debian with CI=true, a cluster that cannot come up fails the test."""
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(helpers, "cannot_run_reason", lambda: "no slurmctld here")
+    monkeypatch.setattr(helpers.os, "geteuid", lambda: 0)
+    (tmp_path / "debian_version").write_text("12\n")
+    monkeypatch.setattr(helpers, "DEBIAN_MARKER", tmp_path / "debian_version")
+    with pytest.raises(BaseException) as caught:
+        with helpers.slurm_cluster():
+            pass
+    assert type(caught.value).__name__ == outcome
+    assert "no slurmctld here" in str(caught.value)
+
+
 # --------------------------------------------------------------------------- on SLURM
+# pytest-timeout per test (the first one also starts, maybe installs, the cluster): a hung
+# cluster fails the test in minutes instead of at CI's limit.
+SMALL_SLURM_TIMEOUT_S = 900
+TINY_SLURM_TIMEOUT_S = 1800
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +230,7 @@ def _assert_went_through_sbatch(run, rule_names):
 
 
 @pytest.mark.slurm
+@pytest.mark.timeout(SMALL_SLURM_TIMEOUT_S)
 def test_workflow_runs_through_sbatch(slurm_cluster, tmp_path):
     (tmp_path / "Snakefile").write_text(SNAKEFILE_OK)
     # the job must get HDF5_USE_FILE_LOCKING from the profile, not from this process
@@ -234,6 +267,7 @@ def test_workflow_runs_through_sbatch(slurm_cluster, tmp_path):
 
 
 @pytest.mark.slurm
+@pytest.mark.timeout(SMALL_SLURM_TIMEOUT_S)
 def test_failing_rule_then_fixed_rerun(slurm_cluster, tmp_path):
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(SNAKEFILE_BROKEN)
@@ -274,6 +308,7 @@ def _comparable(ds):
 
 @pytest.mark.slurm
 @pytest.mark.slow
+@pytest.mark.timeout(TINY_SLURM_TIMEOUT_S)
 def test_tiny_config_through_slurm_matches_local_run(slurm_cluster, tiny_workflow_dir, tmp_path):
     """The whole tiny-config DAG through the real profile: every non-local job is a SLURM
     batch job (ungrouped rules one per rule instance, collect/figure/probe_values in group

@@ -109,8 +109,8 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
     counts = job_counts(log)
     for rule in ["training_config", "train", "regime_training_config", "train_regime",
                  "probe_gradients_shard", "probe_gradients", "probe_steps", "probe_values",
-                 "probe_baselines_shard", "probe_baselines", "probe_landscapes_shard",
-                 "probe_landscapes", "collect_training", "collect_sample_regime", "collect_gradients",
+                 "probe_baselines_shard", "probe_baselines", "probe_landscapes_directions",
+                 "probe_landscapes_shard", "probe_landscapes", "collect_training", "collect_sample_regime", "collect_gradients",
                  "collect_steps", "collect_values", "collect_baselines", "collect_landscapes"]:
         assert counts.get(rule, 0) > 0, f"rule {rule} did not run: {counts}"
     assert counts["train"] == 2 and counts["probe_gradients_shard"] == 4
@@ -127,10 +127,13 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
     assert dict(training.sizes)["iteration"] == 2 and {"env", "algo", "seed"} <= set(training.dims)
     regime = open_dataset(workdir / "results" / "datasets" / "sample_regime.nc", "sample_regime")
     assert list(regime["steps_per_iteration"].values) == [128, 256]
-    # Checkpoints and train.nc were moved out of the stage; the stage is gone.
+    # Checkpoints and train.nc were delivered as hard links of the stage's files (no copy).
     run = workdir / "results" / "runs" / "Hopper-v5" / "ppo" / "seed0"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["iter0000.pt", "iter0002.pt"]
-    assert not any((workdir / "results" / "resume").rglob("*.pt"))
+    staged = {p.name: p for p in (workdir / "results" / "resume" / "runs").rglob("checkpoints/*.pt")
+              if "/ppo/" in str(p)}
+    for delivered in (run / "checkpoints").iterdir():
+        assert delivered.stat().st_ino == staged[delivered.name].stat().st_ino
     # Training got only its own config section.
     section = yaml.safe_load((workdir / "results/configs/train/Hopper-v5/ppo.yaml").read_text())
     assert set(section) == {"training"} and section["training"]["iterations"] == 2
@@ -276,6 +279,263 @@ def test_figure_option_reruns_only_that_figure(workdir):
     after = output_mtimes(workdir)
     assert {k for k in after if after[k] != before.get(k)} == {"figures/fig8.pdf"}
     # (runs last among the tests sharing the workdir: the tiny config would now redo fig8)
+
+
+# ---------------------------------------------------------------------------- what a change reruns
+# One test per row of README.md's table "What a change reruns": the set of rules (and job
+# counts) that `snakemake -n` plans after the change, on a finished tiny study.  The study
+# is made without running a job (every planned output created empty, then recorded with
+# `snakemake --touch --forceall`: the same params and code hashes as a real run), so these tests
+# check the plan, in seconds.
+RUN_SCOPE = {"all"}
+
+
+@pytest.fixture(scope="module")
+def touched_study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("touched")
+    summary = snakemake(workdir, "--summary")
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    for line in summary.stdout.splitlines()[1:]:
+        path = workdir / line.split("\t")[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    touched = snakemake(workdir, "--touch", "--forceall")   # --forceall: every job's metadata
+    assert touched.returncode == 0, touched.stderr[-3000:]
+    noop = snakemake(workdir, "-n")
+    assert "Nothing to be done" in noop.stdout + noop.stderr, noop.stdout[-3000:]
+    return workdir
+
+
+def planned(workdir: Path, change: dict | None = None, name: str = "change.yaml", env: dict | None = None):
+    """{rule: job count} that a dry run plans with tests/tiny_config.yaml + ``change``."""
+    config = write_config(workdir, name, change or {})
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(SNAKEFILE),
+           "--cores", "2", "--configfile", str(config), "-n"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})},
+                            timeout=600, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return job_counts(result.stdout)
+
+
+def figures_of(*datasets: str) -> dict:
+    return {f"figure_{n}": 1 for d in datasets for n in figure_names_using(d)}
+
+
+def probe_jobs(probe: str, count: int = 2) -> dict:
+    """The jobs of one probe at ``count`` checkpoints (tiny config: shards 2 per checkpoint)."""
+    jobs = {f"probe_{probe}": count}
+    if probe in ("gradients", "baselines", "landscapes"):
+        jobs[f"probe_{probe}_shard"] = 2 * count
+    if probe == "landscapes":
+        jobs["probe_landscapes_directions"] = count
+    return jobs
+
+
+ALL_PROBES = ["gradients", "steps", "values", "baselines", "landscapes"]
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("gradients", {"estimates": 3}),
+    ("gradients", {"sample_counts": [64, 128]}),
+    ("baselines", {"estimates": 3}),
+    ("baselines", {"sample_counts": [64, 128]}),
+    ("baselines", {"true_value_validation_streams": 2}),
+])
+def test_estimate_setting_reruns_probe_not_its_reference_shards(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("gradients", {"reference_samples": 512}),
+    ("gradients", {"chunk_size": 1}),
+    ("baselines", {"true_value_streams": 6}),
+    ("landscapes", {"alpha_points": 3}),
+])
+def test_reference_setting_reruns_shards_probe_collect_figures(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {**probe_jobs(probe), f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+@pytest.mark.parametrize("change", [{"trajectory_counts": [1, 3]}, {"chunk_size": 1}])
+def test_landscape_point_setting_reruns_shards_not_directions(touched_study, change):
+    """The plane (update steps on large batches) depends only on DIRECTION_KEYS."""
+    counts = planned(touched_study, {"probes": {"landscapes": change}})
+    expected = {**probe_jobs("landscapes"), "collect_landscapes": 1, **figures_of("landscapes"), "all": 1}
+    del expected["probe_landscapes_directions"]
+    assert counts == expected
+
+
+@pytest.mark.parametrize("probe, change", [
+    ("steps", {"estimates": 3}),
+    ("values", {"heldout_steps": 128}),
+])
+def test_unsharded_probe_setting_reruns_that_probe(touched_study, probe, change):
+    counts = planned(touched_study, {"probes": {probe: change}})
+    assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
+
+
+def test_training_hyperparameter_reruns_that_run_and_its_probes(touched_study):
+    counts = planned(touched_study, {"training": {"hyperparameters": {"ppo": {"clip_epsilon": 0.3}}}})
+    expected = {"training_config": 1, "train": 1, "collect_training": 1, "all": 1,
+                # the sample-regime runs start from the PPO hyperparameters
+                "regime_training_config": 2, "train_regime": 2, "collect_sample_regime": 1}
+    for probe in ALL_PROBES:
+        expected.update(probe_jobs(probe, count=1))    # the PPO checkpoint's
+        expected[f"collect_{probe}"] = 1
+    expected.update(figures_of("training", "sample_regime", *ALL_PROBES))
+    assert counts == expected
+
+
+def test_checkpoint_schedule_reruns_training_and_every_probe(touched_study):
+    counts = planned(touched_study, {"training": {"checkpoint_every": 1}})
+    assert counts["training_config"] == 2 and counts["train"] == 2 and "train_regime" not in counts
+    for probe in ALL_PROBES:
+        assert counts[f"probe_{probe}"] == 2          # ppo and trpo at iteration 2
+
+
+def test_adding_a_probed_iteration_reruns_only_its_probes(touched_study):
+    """Iteration 0 is on the tiny schedule (checkpoint_every 2): probing it too runs the
+    probes of iteration 0, the collects and figures; no training, no probe of iteration 2."""
+    counts = planned(touched_study, {"probe_iterations": {"default": [0, 2]}})
+    expected = {"all": 1}
+    for probe in ALL_PROBES:
+        expected.update(probe_jobs(probe, count=2))     # ppo and trpo at iteration 0
+        expected[f"collect_{probe}"] = 1
+    expected.update(figures_of(*ALL_PROBES))
+    assert counts == expected
+    one_probe = planned(touched_study, {"probe_iterations": {"landscapes": [0, 2]}})
+    assert one_probe == {**probe_jobs("landscapes"), "collect_landscapes": 1, **figures_of("landscapes"),
+                         "all": 1}
+
+
+def test_figure_option_plans_only_that_figure(touched_study):
+    assert planned(touched_study, {"figures": {"fig6": {"n_boot": 30}}}) == {"figure_fig6": 1, "all": 1}
+
+
+def _edited_source(tmp_path: Path, relative: str) -> dict:
+    """Environment whose pgprobe is a copy of src/pgprobe with ``relative`` edited (a comment)."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "pgprobe", src / "pgprobe",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    path = src / "pgprobe" / relative
+    path.write_text(path.read_text() + "\n# edited\n")
+    return {"PYTHONPATH": str(src)}
+
+
+@pytest.mark.parametrize("relative, rules", [
+    ("probes/values.py", {"probe_values", "probe_baselines", "probe_baselines_shard"}),
+    ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard", "probe_steps"}),
+    ("collect.py", set()),
+    ("figures/values.py", set()),
+])
+def test_code_change_reruns_the_jobs_running_it(touched_study, tmp_path, relative, rules):
+    counts = planned(touched_study, env=_edited_source(tmp_path, relative))
+    ran = {rule for rule in counts if rule.startswith(("probe_", "train"))}
+    assert ran == rules, counts
+    if relative == "figures/values.py":
+        assert set(counts) == {f"figure_{n}" for n, e in _registry().items()
+                               if e["module"] == "pgprobe.figures.values"} | {"all"}
+    if relative == "collect.py":
+        assert {r for r in counts if r.startswith("collect_")} == {
+            "collect_training", "collect_sample_regime", *(f"collect_{p}" for p in ALL_PROBES)}
+
+
+def test_training_code_change_reruns_training_and_everything_after(touched_study, tmp_path):
+    counts = planned(touched_study, env=_edited_source(tmp_path, "train.py"))
+    assert counts["train"] == 2 and counts["train_regime"] == 2
+    assert all(counts[f"probe_{p}"] == 2 for p in ALL_PROBES)
+
+
+def _registry() -> dict:
+    from pgprobe.figures import registry
+    return registry()
+
+
+def test_off_schedule_probe_iteration_is_a_one_line_error(tmp_path):
+    config = write_config(tmp_path, "bad.yaml", {"probe_iterations": {"default": [1]}})
+    result = snakemake(tmp_path, "-n", config=config)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines()
+             if line.strip() and not line.startswith("Config file ")]
+    assert lines == ["pgprobe config error: probe_iterations.default[0]: 1 is not on the checkpoint "
+                     "schedule (training.checkpoint_every=2, training.iterations=2: 0, 2)"], lines
+
+
+def test_parse_imports_no_torch_gymnasium_or_matplotlib(touched_study):
+    """A parse with warm caches (what every job of a cluster run does) imports none of the
+    heavy modules: the config checks that need them are cached under .snakemake/pgprobe."""
+    code = ("import runpy, sys; sys.argv = ['snakemake', '--list-rules', '-s', %r, '--configfile', %r];"
+            "\ntry: runpy.run_module('snakemake', run_name='__main__')\nexcept SystemExit: pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'gymnasium', 'matplotlib', 'mujoco') if m in sys.modules))"
+            % (str(SNAKEFILE), str(TINY)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                            cwd=touched_study, timeout=300)
+    assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------- train delivery
+PPO_RUN = "results/runs/Hopper-v5/ppo/seed0"
+PPO_OUTPUTS = [f"{PPO_RUN}/checkpoints/iter0000.pt", f"{PPO_RUN}/checkpoints/iter0002.pt", f"{PPO_RUN}/train.nc"]
+
+
+def _killing_shims(directory: Path, kill_at: int) -> dict:
+    """PATH shims for ln, cp and mv (the commands that deliver files) that run the real
+    command and, at the ``kill_at``-th call of any of them, SIGKILL the shell running the
+    job: a kill inside the delivery, after ``kill_at`` files were delivered."""
+    import shutil
+
+    directory.mkdir()
+    for name in ("ln", "cp", "mv"):
+        real = shutil.which(name)
+        shim = directory / name
+        shim.write_text(f"""#!/bin/sh
+{real} "$@"; status=$?
+count=$(( $(cat {directory}/count 2>/dev/null || echo 0) + 1 )); echo $count > {directory}/count
+[ $count -eq {kill_at} ] && kill -9 $PPID
+exit $status
+""")
+        shim.chmod(0o755)
+    return {"PATH": f"{directory}{os.pathsep}{_env()['PATH']}"}
+
+
+def _train_ppo(workdir: Path, env: dict | None = None):
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(SNAKEFILE),
+           "--cores", "1", *PPO_OUTPUTS, "--configfile", str(TINY)]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})},
+                          timeout=900, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_training(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("train_once")
+    result = _train_ppo(workdir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
+def test_kill_inside_train_delivery_loses_nothing(uninterrupted_training, tmp_path, kill_at):
+    """SIGKILL of the train job after 1, 2 or all 3 of its files were delivered: the job
+    fails and Snakemake deletes its outputs; the rerun delivers every checkpoint, equal
+    byte for byte to an uninterrupted run's, and train.nc."""
+    import xarray as xr
+
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    killed = _train_ppo(workdir, _killing_shims(tmp_path / "shims", kill_at))
+    assert killed.returncode != 0 and "Error in rule train" in killed.stdout + killed.stderr, \
+        killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert not any((workdir / path).exists() for path in PPO_OUTPUTS)
+    rerun = _train_ppo(workdir)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
+    for path in PPO_OUTPUTS[:2]:
+        assert (workdir / path).read_bytes() == (uninterrupted_training / path).read_bytes(), path
+    with xr.open_dataset(workdir / PPO_OUTPUTS[2]) as ds:
+        assert list(ds["iteration"].values) == [1, 2]
 
 
 # ---------------------------------------------------------------------------- static checks

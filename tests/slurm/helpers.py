@@ -49,6 +49,9 @@ REAL_PROFILE = REPO / "workflow" / "profiles" / "slurm"
 TEST_PROFILE = HERE / "profile"
 STATE = Path(os.environ.get("PGPROBE_SLURM_STATE", "/tmp/pgprobe-slurm"))
 
+#: present on Debian (and derivatives), the system the test cluster is built for
+DEBIAN_MARKER = Path("/etc/debian_version")
+
 #: exit status of start_cluster.sh when the cluster cannot run on this machine
 CANNOT_RUN = 77
 
@@ -77,6 +80,24 @@ def cannot_run_reason() -> str | None:
     if not have_slurm and not any(Path(d, "apt-get").exists() for d in ("/usr/bin", "/bin")):
         return "SLURM is not installed and apt-get is not available to install it"
     return None
+
+
+def cluster_required(environ=None, euid: int | None = None, debian: bool | None = None) -> bool:
+    """Whether a SLURM test must run rather than skip: in CI (CI=true) as root on Debian,
+    the setting the cluster is built for, an unavailable cluster is a failure."""
+    environ = os.environ if environ is None else environ
+    euid = os.geteuid() if euid is None else euid
+    debian = DEBIAN_MARKER.exists() if debian is None else debian
+    return environ.get("CI", "").strip().lower() in ("true", "1") and euid == 0 and debian
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test (with ``reason``), or fail it where ``cluster_required()``."""
+    import pytest
+
+    if cluster_required():
+        pytest.fail(f"SLURM test cluster unavailable in CI as root on Debian: {reason}", pytrace=False)
+    pytest.skip(f"SLURM test cluster unavailable: {reason}")
 
 
 def slurm_env(extra: dict[str, str] | None = None, unset: Iterable[str] = ()) -> dict[str, str]:
@@ -139,7 +160,7 @@ class Cluster:
 @contextlib.contextmanager
 def slurm_cluster(stop: bool | None = None) -> Iterator[Cluster]:
     """Start the test cluster for the duration of the block; pytest.skip()s (with the
-    reason) when it cannot run here.
+    reason) when it cannot run here, or fails where it must run (``cluster_required``).
 
     Several blocks (test modules, concurrent pytest sessions) may share the cluster:
     each holds a shared lock on $STATE/users.lock, and the last one to leave stops the
@@ -149,11 +170,9 @@ def slurm_cluster(stop: bool | None = None) -> Iterator[Cluster]:
     """
     import fcntl
 
-    import pytest
-
     reason = cannot_run_reason()
     if reason:
-        pytest.skip(f"SLURM test cluster unavailable: {reason}")
+        unavailable(reason)
     STATE.mkdir(parents=True, exist_ok=True)
     marker = STATE / "started-by-tests"
     with open(STATE / "users.lock", "a+") as lock:
@@ -161,7 +180,7 @@ def slurm_cluster(stop: bool | None = None) -> Iterator[Cluster]:
         try:
             started = start_cluster()
         except ClusterUnavailable as err:
-            pytest.skip(f"SLURM test cluster unavailable: {err}")
+            unavailable(str(err))
         if started:
             marker.touch()
         fcntl.flock(lock, fcntl.LOCK_SH)           # let other users in

@@ -1,13 +1,18 @@
 """Config validation, the static plan (runs, checkpoints, shards, figures), code hashes.
 
-Everything here runs when Snakemake parses the workflow, before any job.  Rules get only
-the config subsection they use in ``params`` (canonical JSON strings), plus a hash of the
-pgprobe source files they execute (``code_hash``), so that Snakemake's params trigger
-reruns exactly the jobs whose inputs in the wide sense changed.
+Everything here runs when Snakemake parses the workflow, before any job (with the SLURM
+executor, in every job too), so it imports neither torch nor gymnasium's environments nor
+matplotlib: the checks that need them (env ids, each probe's own settings check, the
+figure registry) run once and are cached under .snakemake/pgprobe/ keyed by their inputs
+and the hash of the code they run (``cached``).  Rules get only the config subsection they
+use in ``params`` (canonical JSON strings), plus a hash of the pgprobe source files they
+execute (``code_hash``), so that Snakemake's params trigger reruns exactly the jobs whose
+inputs in the wide sense changed.
 """
 import ast
 import copy
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -18,9 +23,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-import pgprobe
-from pgprobe.errors import PgprobeError
-
 PROBES = ["gradients", "steps", "values", "baselines", "landscapes"]
 SHARDED_PROBES = ["gradients", "baselines", "landscapes"]
 
@@ -28,9 +30,13 @@ SHARDED_PROBES = ["gradients", "baselines", "landscapes"]
 # its NAME-shard command.  (The gather command always takes --shards FILE ....)
 SHARD_COUNT_SETTING = {"gradients": "reference_shards", "baselines": "true_value_shards"}
 SHARD_COUNT_FLAG = {"landscapes": "--shard-count"}
+# The module constant listing the settings that a probe's shard jobs read.
+SHARD_KEYS_CONSTANT = {"gradients": "REFERENCE_KEYS", "baselines": "REFERENCE_KEYS"}
 
-# Dataset name -> the pgprobe module whose code makes it (collect is shared).
-PACKAGE_DIR = Path(pgprobe.__file__).resolve().parent
+# The pgprobe package's source directory (found without importing it).
+PACKAGE_DIR = Path(importlib.util.find_spec("pgprobe").origin).resolve().parent
+# Where parse-time checks cache their results (relative to the working directory).
+PARSE_CACHE_DIR = Path(".snakemake") / "pgprobe" / "parse-cache"
 # Modules left out of code hashes: argument plumbing only (changing it must not rerun
 # every job).  The figure registry imports figure modules dynamically, so each figure job
 # hashes just its own module.
@@ -78,8 +84,19 @@ def _schema_error(error) -> tuple[str, str]:
     return _key(error.absolute_path), message
 
 
+# Keys of earlier config versions: one-line error saying what replaced them.
+REPLACED_KEYS = {
+    ("training", "checkpoint_iterations"):
+        "replaced by training.checkpoint_every (the save schedule) and probe_iterations.default "
+        "(the iterations probed, on that schedule)",
+}
+
+
 def validate_config(config, schema_path):
     """Validate (and fill defaults into) ``config``; one-line exit naming the bad key."""
+    for (section, key), message in REPLACED_KEYS.items():
+        if isinstance(config.get(section), dict) and key in config[section]:
+            fail(f"{section}.{key}", message)
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
     validator = _defaults_validator()(schema)
@@ -90,31 +107,36 @@ def validate_config(config, schema_path):
     _validate_semantics(config)
 
 
+def checkpoint_schedule(training) -> list:
+    """Iterations training saves: 0, K, 2K, ... (K = training.checkpoint_every) and the last."""
+    total, every = training["iterations"], training["checkpoint_every"]
+    return sorted(set(range(0, total + 1, every)) | {total})
+
+
+def _schedule_text(training) -> str:
+    schedule = checkpoint_schedule(training)
+    shown = ", ".join(map(str, schedule)) if len(schedule) <= 12 else \
+        f"{', '.join(map(str, schedule[:5]))}, ..., {', '.join(map(str, schedule[-2:]))}"
+    return (f"the checkpoint schedule (training.checkpoint_every={training['checkpoint_every']}, "
+            f"training.iterations={training['iterations']}: {shown})")
+
+
 def _validate_semantics(config):
     from pgprobe.config import resolve_hyperparameters, training_overrides
-    from pgprobe.envs import check_env_id
+    from pgprobe.errors import PgprobeError
 
-    for i, env in enumerate(config["envs"]):
-        try:
-            check_env_id(env)
-        except PgprobeError as exc:
-            fail(f"envs[{i}]", str(exc))
-    for i, env in enumerate(config["sample_regime"]["envs"]):
-        try:
-            check_env_id(env)
-        except PgprobeError as exc:
-            fail(f"sample_regime.envs[{i}]", str(exc))
+    for key, envs in (("envs", config["envs"]), ("sample_regime.envs", config["sample_regime"]["envs"])):
+        for i, env in enumerate(envs):
+            message = cached("env-id", {"env": env, "gymnasium": _distribution_version("gymnasium")},
+                             ("pgprobe.envs",), lambda env=env: _env_id_problem(env))
+            if message:
+                fail(f"{key}[{i}]", message)
     training = config["training"]
-    for i, it in enumerate(training["checkpoint_iterations"]):
-        if it > training["iterations"]:
-            fail(f"training.checkpoint_iterations[{i}]",
-                 f"{it} is beyond training.iterations={training['iterations']}")
+    schedule = checkpoint_schedule(training)
     for probe, its in config["probe_iterations"].items():
         for i, it in enumerate(its):
-            if it not in training["checkpoint_iterations"]:
-                fail(f"probe_iterations.{probe}[{i}]",
-                     f"{it} is not one of training.checkpoint_iterations "
-                     f"{sorted(training['checkpoint_iterations'])}")
+            if it not in schedule:
+                fail(f"probe_iterations.{probe}[{i}]", f"{it} is not on {_schedule_text(training)}")
     for env in config["envs"]:
         for algo in config["algos"]:
             try:
@@ -145,6 +167,50 @@ def _validate_semantics(config):
                 fail(f"figures.make[{i}]", f"unknown figure {name!r}: expected one of {', '.join(known)}")
 
 
+def _distribution_version(name) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def _env_id_problem(env_id):
+    """Why ``env_id`` is no gymnasium task (registry lookup, no environment made), or None.
+    The jobs check the action and observation spaces (pgprobe.envs.check_env_id)."""
+    import gymnasium
+
+    import pgprobe.envs  # noqa: F401  (registers pgprobe's own tasks)
+
+    try:
+        gymnasium.spec(env_id)
+    except Exception:  # gymnasium raises several error types for unknown / versioned ids
+        return (f"unknown environment id {env_id!r}: expected a gymnasium continuous-control "
+                "task such as Hopper-v5, Walker2d-v5, Humanoid-v5, HalfCheetah-v5, Pendulum-v1")
+    return None
+
+
+def cached(kind, inputs, modules, compute):
+    """``compute()`` (JSON-able), cached in PARSE_CACHE_DIR under a hash of ``inputs`` and
+    the code of ``modules``: parsing imports the heavy modules only when these change."""
+    key = hashlib.sha256((canonical(inputs) + code_hash(*modules)).encode()).hexdigest()[:20]
+    path = PARSE_CACHE_DIR / f"{kind}-{key}.json"
+    try:
+        return json.loads(path.read_text())["value"]
+    except (OSError, ValueError, KeyError):
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{os.uname().nodename}")
+        tmp.write_text(json.dumps({"value": value}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only working directory: no cache, same result
+    return value
+
+
 # Each probe module's own settings check (cross-key constraints the schema cannot express,
 # e.g. min_sample_count <= max_sample_count), run at parse time so no job starts with them.
 PROBE_SETTINGS_CHECK = {"gradients": "resolve_settings", "steps": "resolve_settings",
@@ -152,27 +218,38 @@ PROBE_SETTINGS_CHECK = {"gradients": "resolve_settings", "steps": "resolve_setti
                         "values": "parse_settings"}
 
 
-def _validate_probe_settings(config):
+def _probe_settings_problem(probe, settings):
+    """The probe module's own check of ``settings``: the one-line problem, or None."""
     import importlib
 
+    from pgprobe.errors import PgprobeError
+
+    try:
+        probe_module = importlib.import_module(f"pgprobe.probes.{probe}")
+    except ModuleNotFoundError:
+        return None  # the probe's jobs will fail with the import error
+    check = getattr(probe_module, PROBE_SETTINGS_CHECK[probe], None)
+    if check is None:
+        return None
+    try:
+        if probe == "values":
+            check(settings, probe_module.DEFAULTS, probe_module.SETTING_KINDS, probe)
+        else:
+            check(settings)
+    except PgprobeError as exc:
+        message = str(exc)
+        for prefix in (f"probes.{probe} ", f"probes.{probe}: ", f"{probe} settings: "):
+            message = message[len(prefix):] if message.startswith(prefix) else message
+        return message
+    return None
+
+
+def _validate_probe_settings(config):
     for probe in PROBES:
-        try:
-            probe_module = importlib.import_module(f"pgprobe.probes.{probe}")
-        except ModuleNotFoundError:
-            continue  # the probe's jobs will fail with the import error
-        check = getattr(probe_module, PROBE_SETTINGS_CHECK[probe], None)
-        if check is None:
-            continue
         settings = probe_settings(config, probe)
-        try:
-            if probe == "values":
-                check(settings, probe_module.DEFAULTS, probe_module.SETTING_KINDS, probe)
-            else:
-                check(settings)
-        except PgprobeError as exc:
-            message = str(exc)
-            for prefix in (f"probes.{probe} ", f"probes.{probe}: ", f"{probe} settings: "):
-                message = message[len(prefix):] if message.startswith(prefix) else message
+        message = cached(f"settings-{probe}", settings, (f"pgprobe.probes.{probe}",),
+                         lambda: _probe_settings_problem(probe, settings))
+        if message:
             fail(f"probes.{probe}", message)
 
 
@@ -198,7 +275,7 @@ def training_section(config, env, algo) -> dict:
     """The part of config ``training`` that applies to runs of (env, algo)."""
     training = config["training"]
     return {"iterations": training["iterations"],
-            "checkpoint_iterations": sorted(training["checkpoint_iterations"]),
+            "checkpoint_iterations": checkpoint_schedule(training),
             "hyperparameters": _hp_subset(training["hyperparameters"], env, algo)}
 
 
@@ -218,6 +295,42 @@ def regime_section(config, env, algo, steps, scale) -> dict:
     overrides[key] = float(resolve_hyperparameters(env, algo, overrides)[key]) * float(scale)
     return {"iterations": regime["iterations"], "checkpoint_iterations": [],
             "hyperparameters": {"common": dict(sorted(overrides.items()))}}
+
+
+def module_constant(module, name):
+    """A literal constant of a pgprobe module, read from its source (no import)."""
+    path = _module_path(module)
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{module} defines no constant {name}")
+
+
+def shard_settings(config, probe) -> dict:
+    """What a reference shard of ``probe`` reads from its settings: the keys its module
+    names in ``SHARD_KEYS_CONSTANT`` (those defining the reference sample), nothing else,
+    so that e.g. probes.gradients.estimates does not rerun the reference shards."""
+    settings = probe_settings(config, probe)
+    keys = module_constant(f"pgprobe.probes.{probe}", SHARD_KEYS_CONSTANT[probe])
+    return {k: settings[k] for k in keys if k in settings}
+
+
+# Probes whose sharded jobs read a per-checkpoint directions file (rule probe_NAME_directions),
+# and the module constant naming the settings that file depends on.
+DIRECTIONS_PROBES = {"landscapes": "DIRECTION_KEYS"}
+
+
+def directions_flag(wildcards, input) -> str:
+    """A shard job's ``--directions FILE`` where its probe has a directions file, else ''."""
+    return f" --directions {input.directions}" if "directions" in input.keys() else ""
+
+
+def direction_settings(config, probe) -> dict:
+    settings = probe_settings(config, probe)
+    keys = module_constant(f"pgprobe.probes.{probe}", DIRECTIONS_PROBES[probe])
+    return {k: settings[k] for k in keys if k in settings}
 
 
 def probe_settings(config, probe) -> dict:
@@ -298,11 +411,20 @@ def code_hash(*entries) -> str:
 
 # ---------------------------------------------------------------------------- the plan
 def figure_registry() -> dict:
-    from pgprobe.figures import registry
-    from pgprobe.figures.cli import sorted_names
+    """{figure name: {"datasets", "module"}}, in pgprobe's figure order (cached: the
+    registry imports every figure module, i.e. matplotlib and xarray)."""
+    figure_modules = tuple(sorted(
+        f"pgprobe.figures.{p.stem}" for p in (PACKAGE_DIR / "figures").glob("*.py")))
 
-    figures = registry()
-    return {name: figures[name] for name in sorted_names(figures)}
+    def compute():
+        from pgprobe.figures import registry
+        from pgprobe.figures.cli import sorted_names
+
+        figures = registry()
+        return [[name, {"datasets": figures[name]["datasets"], "module": figures[name]["module"]}]
+                for name in sorted_names(figures)]
+
+    return dict(cached("figures", {}, figure_modules, compute))
 
 
 def fmt_scale(scale) -> str:
@@ -313,8 +435,9 @@ def setup(config):
     """Module-level plan: runs, checkpoint iterations, shards, figures, wildcard patterns."""
     global RUNS, CKPT_ITERS, PROBE_ITERS, SHARDS, REGIME_RUNS, FIGURES, MADE_FIGURES, ENV_PATTERN
     RUNS = [(e, a, s) for e in config["envs"] for a in config["algos"] for s in config["seeds"]]
-    CKPT_ITERS = sorted(config["training"]["checkpoint_iterations"])
-    PROBE_ITERS = {p: sorted(config["probe_iterations"].get(p, CKPT_ITERS)) for p in PROBES}
+    CKPT_ITERS = checkpoint_schedule(config["training"])
+    probed = config["probe_iterations"].get("default", CKPT_ITERS)
+    PROBE_ITERS = {p: sorted(config["probe_iterations"].get(p, probed)) for p in PROBES}
     SHARDS = {p: int(config["sharding"].get(p, 1)) for p in SHARDED_PROBES}
     regime = config["sample_regime"]
     REGIME_RUNS = [(e, a, n, fmt_scale(c), s) for e in regime["envs"] for a in regime["algos"]
@@ -371,6 +494,36 @@ def stage_dir(kind, parts, section_json, code) -> str:
     return f"results/resume/{kind}/{'/'.join(map(str, parts))}/{digest}"
 
 
+def deliver_command(files, destination_dir) -> str:
+    """Shell: hard-link (or copy) each of ``files`` (shell words) into ``destination_dir``,
+    leaving the originals in the stage."""
+    return (f"mkdir -p {destination_dir} && for f in {files}; do"
+            f" ln -f \"$f\" {destination_dir}/ 2>/dev/null || cp -p \"$f\" {destination_dir}/; done")
+
+
+def drop_other_stages(stage) -> str:
+    """Shell: remove the stages of the same run made with another config or code."""
+    return (f"mkdir -p {stage} && find $(dirname {stage}) -mindepth 1 -maxdepth 1"
+            f" ! -name $(basename {stage}) -exec rm -rf {{{{}}}} +")
+
+
+def train_shell(deliver_checkpoints: bool) -> str:
+    """Shell of a training job: drop stale stages, train in the stage (resuming), deliver."""
+    stage = "{params.stage:q}"
+    run = "$(dirname {output.train_nc:q})"
+    steps = [drop_other_stages(stage),
+             f"pgprobe train --env {{wildcards.env:q}} --algo {{wildcards.algo}} --seed {{wildcards.seed}}"
+             f" --config {{input.config:q}} --out {stage} --resume-dir {stage}/resume --no-progress"]
+    if deliver_checkpoints:
+        steps.append(deliver_command(f"{stage}/checkpoints/*.pt", f"{run}/checkpoints"))
+    steps.append(deliver_command(f"{stage}/train.nc", run))
+    return f"({' && '.join(steps)}) > {{log:q}} 2>&1"
+
+
+TRAIN_SHELL = train_shell(deliver_checkpoints=True)
+REGIME_TRAIN_SHELL = train_shell(deliver_checkpoints=False)
+
+
 def train_runtime(config, section, env, algo) -> int:
     from pgprobe.config import resolve_hyperparameters, training_overrides
 
@@ -394,6 +547,7 @@ def probe_rule_values(probe):
     res = config["resources"]["probes"][probe]
     shard_res = config["resources"]["shards"]
     settings = canonical(probe_settings(config, probe))
+    shard_json = canonical(shard_settings(config, probe)) if probe in SHARD_KEYS_CONSTANT else None
     code = code_hash(f"pgprobe.probes.{probe}")
     shards = SHARDS.get(probe, 1)
     ckpt_path = "results/runs/{env}/{algo}/seed{seed}/checkpoints/iter{iteration}.pt"
@@ -401,7 +555,7 @@ def probe_rule_values(probe):
     logs = f"logs/probes/{probe}/{{env}}/{{algo}}/seed{{seed}}/iter{{iteration}}"
     benchmarks = f"benchmarks/probes/{probe}/{{env}}/{{algo}}/seed{{seed}}/iter{{iteration}}"
     count_flag = f" {SHARD_COUNT_FLAG[probe]} {shards}" if probe in SHARD_COUNT_FLAG else ""
-    return res, shard_res, settings, code, shards, ckpt_path, base, logs, benchmarks, count_flag
+    return res, shard_res, settings, shard_json, code, shards, ckpt_path, base, logs, benchmarks, count_flag
 
 
 def figure_caption(name):

@@ -8,19 +8,56 @@ For every probe NAME (one rule each, so resources and job counts are per probe):
   probe_NAME_shard  (when sharding.NAME > 1) results/probes/NAME/.../iter{NNNN}.shard{K}.nc
                     = pgprobe probe NAME-shard --checkpoint CKPT --shard K ... --out FILE.shardK.nc
                     and probe_NAME then gathers them with --shards FILE.shard0.nc ...
+  probe_landscapes_directions  (sharded landscapes) .../iter{NNNN}.directions.nc
+                    = pgprobe probe landscapes-directions ...: the plane (update step per
+                    regime, random direction) and surrogate grid, computed once per
+                    checkpoint; its shards read it (--directions FILE)
 
 (Loop variables must not appear in shell: Snakemake formats the command when the job runs,
 after the loop has finished, so the probe name travels in params.)
 
 params hold config probes.NAME (canonical JSON; plus the shard count where the probe keeps
 it in its settings), the probe seed and a hash of the probe's code: a change to any of
-them reruns that probe, its collect and its figures, never training.
+them reruns that probe, its collect and its figures, never training.  A shard job's params
+hold only the settings its module lists as defining the reference sample
+(``REFERENCE_KEYS``: sample count, stream length, shard count, chunk size, ...), so
+e.g. probes.gradients.estimates reruns the gather job, not the reference shards.
 """
 
 
 for _probe in PROBES:
-    (_res, _shard_res, _settings, _code, _shards, _ckpt, _base, _logs, _bench,
+    (_res, _shard_res, _settings, _shard_settings, _code, _shards, _ckpt, _base, _logs, _bench,
      _count_flag) = probe_rule_values(_probe)
+
+    if _shards > 1 and _probe in DIRECTIONS_PROBES:
+
+        rule:
+            name:
+                f"probe_{_probe}_directions"
+            input:
+                checkpoint=_ckpt,
+            output:
+                f"{_base}.directions.nc",
+            params:
+                probe=_probe,
+                settings=canonical(direction_settings(config, _probe)),
+                seed=config["probe_seed"],
+                code=_code,
+            log:
+                f"{_logs}.directions.log",
+            benchmark:
+                f"{_bench}.directions.tsv"
+            threads: _shard_res["threads"]
+            resources:
+                mem_mb=_shard_res["mem_mb"],
+                runtime=_shard_res["runtime"],
+                cpus_per_task=_shard_res["threads"],
+            conda:
+                "../../envs/pgprobe.yaml"
+            shell:
+                "pgprobe probe {params.probe}-directions --checkpoint {input.checkpoint:q}"
+                " --settings {params.settings:q} --workers {threads} --seed {params.seed}"
+                " --out {output:q} > {log:q} 2>&1"
 
     if _shards > 1:
 
@@ -29,14 +66,16 @@ for _probe in PROBES:
                 f"probe_{_probe}_shard"
             input:
                 checkpoint=_ckpt,
+                **({"directions": f"{_base}.directions.nc"} if _probe in DIRECTIONS_PROBES else {}),
             output:
                 f"{_base}.shard{{shard}}.nc",
             params:
                 probe=_probe,
-                settings=_settings,
+                settings=_shard_settings or _settings,
                 seed=config["probe_seed"],
                 code=_code,
                 count_flag=_count_flag,
+                directions_flag=directions_flag,
             log:
                 f"{_logs}.shard{{shard}}.log",
             benchmark:
@@ -50,7 +89,8 @@ for _probe in PROBES:
                 "../../envs/pgprobe.yaml"
             shell:
                 "pgprobe probe {params.probe}-shard --checkpoint {input.checkpoint:q}"
-                " --shard {wildcards.shard}{params.count_flag} --settings {params.settings:q}"
+                " --shard {wildcards.shard}{params.count_flag}{params.directions_flag}"
+                " --settings {params.settings:q}"
                 " --workers {threads} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
         rule:

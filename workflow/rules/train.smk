@@ -5,11 +5,14 @@ algorithm to results/configs/train/{env}/{algo}.yaml, the file ``pgprobe train -
 reads (params hold exactly that section, so only a change to it reruns training).
 
 ``train`` runs ``pgprobe train`` in a stage directory under results/resume/ (outside the
-declared outputs, keyed by a hash of the section and the training code), then moves the
-checkpoints and train.nc into results/runs/...  Snakemake deletes the declared outputs of
-a failed or killed job; the stage survives, so rerunning resumes at the last finished
-iteration (``--resume-dir``) and still delivers every checkpoint, also those written before
-the interruption.  A changed config or training code gets a fresh stage.
+declared outputs, keyed by a hash of the section and the training code), then delivers the
+checkpoints and train.nc into results/runs/... as hard links (a copy where the file system
+has none): the stage keeps every file until a later job of the same run replaces it, so a
+kill at any instant (in training or in the delivery) loses nothing.  Snakemake deletes the
+declared outputs of a failed or killed job; rerunning resumes at the last finished
+iteration (``--resume-dir``; at once if training had finished) and delivers every file
+again.  A changed config or training code gets a fresh stage, and the job removes the run's
+stages of other configs or code before it starts.
 """
 
 TRAIN_CODE = code_hash("pgprobe.train")
@@ -54,14 +57,7 @@ rule train:
     conda:
         "../../envs/pgprobe.yaml"
     shell:
-        "(pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
-        " --no-progress"
-        " && mkdir -p $(dirname {output.train_nc:q})/checkpoints"
-        " && for f in {params.stage:q}/checkpoints/*.pt; do"
-        " mv $f $(dirname {output.train_nc:q})/checkpoints/; done"
-        " && mv {params.stage:q}/train.nc {output.train_nc:q}"
-        " && rm -rf {params.stage:q}) > {log:q} 2>&1"
+        TRAIN_SHELL
 
 
 rule regime_training_config:
@@ -105,8 +101,4 @@ rule train_regime:
     conda:
         "../../envs/pgprobe.yaml"
     shell:
-        "(pgprobe train --env {wildcards.env:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --config {input.config:q} --out {params.stage:q} --resume-dir {params.stage:q}/resume"
-        " --no-progress"
-        " && mv {params.stage:q}/train.nc {output.train_nc:q}"
-        " && rm -rf {params.stage:q}) > {log:q} 2>&1"
+        REGIME_TRAIN_SHELL

@@ -131,8 +131,13 @@ REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_s
                   "max_bootstrap_weight", "chunk_size"]
 
 
-def checked_settings(given) -> dict:
+def checked_settings(given, reference_only: bool = False) -> dict:
+    """DEFAULTS merged with ``given``, checked; ``reference_only`` (a baselines-shard job,
+    which is given only REFERENCE_KEYS) skips the checks of keys it does not read."""
     settings = parse_settings(given, DEFAULTS, SETTING_KINDS, "baselines")
+    if reference_only:
+        _check_reference_shards(settings)
+        return settings
     if settings["estimates"] < 2:
         raise PgprobeError(f"probes.baselines setting 'estimates' = {settings['estimates']}: expected at "
                            "least 2 (pairwise similarity needs pairs)")
@@ -143,12 +148,16 @@ def checked_settings(given) -> dict:
         raise PgprobeError(f"probes.baselines setting 'true_value_validation_streams' = "
                            f"{settings['true_value_validation_streams']}: expected fewer than "
                            f"true_value_streams = {settings['true_value_streams']}")
+    _check_reference_shards(settings)
+    settings["sample_counts"] = sorted(settings["sample_counts"])
+    return settings
+
+
+def _check_reference_shards(settings: dict) -> None:
     chunks = math.ceil(settings["true_value_streams"] / settings["chunk_size"])
     if settings["true_value_shards"] > chunks:
         raise PgprobeError(f"probes.baselines setting 'true_value_shards' = {settings['true_value_shards']}: "
                            f"expected at most {chunks} (true_value_streams / chunk_size sampler chunks)")
-    settings["sample_counts"] = sorted(settings["sample_counts"])
-    return settings
 
 
 @dataclass
@@ -543,7 +552,7 @@ def _cmd(args) -> None:
 def _cmd_shard(args) -> None:
     from ..datasets import write_netcdf
 
-    settings = checked_settings(args.settings)
+    settings = checked_settings(args.settings, reference_only=True)
     if args.shard >= settings["true_value_shards"]:
         raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < true_value_shards="
                            f"{settings['true_value_shards']}")

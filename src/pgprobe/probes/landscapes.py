@@ -7,6 +7,8 @@ Usage::
   pgprobe probe landscapes-shard --checkpoint PATH --out FILE.shardK.nc --shard K --shard-count N \\
           [--settings JSON] [--workers N] [--seed S]
   pgprobe probe landscapes --checkpoint PATH --out FILE.nc --shards FILE.shard0.nc FILE.shard1.nc ...
+  pgprobe probe landscapes-directions --checkpoint PATH --out FILE.directions.nc [--settings JSON] ...
+  (then landscapes-shard ... --directions FILE.directions.nc: shards read the plane)
 
 The plane.  For each *regime* (a number N of state-action pairs used for the step) the
 probe samples an N-sample batch from the frozen checkpoint policy π_0 (whole trajectories
@@ -41,8 +43,11 @@ vector; set ``random_direction_norm: 2`` for the literal "norm 2" reading).  The
   too).
 
 Sharding: true-reward points are independent.  Grid points (regime, α, β), flattened in
-that order, go round-robin to shards; each shard recomputes the (deterministic) update
-steps, evaluates its points, and writes their raw results.  Gathering checks that the
+that order, go round-robin to shards; each shard evaluates its points and writes their raw
+results.  The plane (d_step per regime, d_rand) and the surrogate and KL at every grid
+point (which need the step batches) are computed once per checkpoint by
+``landscapes-directions`` (settings ``DIRECTION_KEYS`` only) into a file the shards read
+(``--directions``); without it a shard computes them itself.  Gathering checks that the
 shards agree on checkpoint, settings, seed and the update steps, and builds the same
 dataset as the unsharded run (which is computed as a single shard).
 """
@@ -95,6 +100,11 @@ PAPER_SETTINGS = {
     "step_sample_counts": [2048, 1024000],
     "trajectory_counts": [1, 10, 100, 1000],
 }
+
+# Settings that define the plane and the surrogate grid on it (the landscapes-directions
+# job's settings: a change to any other key leaves the directions file as it is).
+DIRECTION_KEYS = ("step_sample_counts", "random_direction_norm", "alpha_min", "alpha_max",
+                  "alpha_points", "beta_min", "beta_max", "beta_points")
 
 # seed_key purpose codes (distinct from other probes' codes).
 PURPOSE_STEP_BATCH = 5101
@@ -233,6 +243,72 @@ def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
     return Directions(theta0, steps, batches, random_direction)
 
 
+def surrogate_grid(ckpt, settings: dict, directions: Directions) -> tuple[np.ndarray, np.ndarray]:
+    """(surrogate, mean KL) at every grid point, arrays (regime, α, β), on each regime's batch."""
+    alphas, betas = grid_axes(settings)
+    clip_epsilon = float(ckpt.hyperparameters.get("clip_epsilon") or 0.2)
+    shape = (len(settings["step_sample_counts"]), len(alphas), len(betas))
+    surrogates, kls = np.zeros(shape), np.zeros(shape)
+    with torch.no_grad():
+        olds = [(ckpt.policy(b.obs), ckpt.policy.log_std.detach().clone()) for b in directions.batches]
+    for r, i, j in grid_points(settings):
+        policy = perturbed_policy(ckpt, directions, r, alphas[i], betas[j])
+        surrogates[r, i, j], kls[r, i, j] = surrogate_and_kl(ckpt.algo, policy, directions.batches[r],
+                                                             *olds[r], clip_epsilon)
+    return surrogates, kls
+
+
+def direction_settings(settings: dict) -> dict:
+    return {key: settings[key] for key in DIRECTION_KEYS}
+
+
+def directions_dataset(ckpt, settings: dict, seed: int, workers: int | None = None,
+                       progress: bool = True) -> xr.Dataset:
+    """The plane of one checkpoint (d_step per regime, d_rand) and the surrogate and KL at
+    every grid point: what the landscapes-shard jobs read (kind ``landscapes-directions``)."""
+    from ..datasets import provenance, variable
+
+    ckpt.require_finite()
+    settings = validate_settings(settings)
+    directions = compute_directions(ckpt, settings, seed, workers, progress)
+    surrogates, kls = surrogate_grid(ckpt, settings, directions)
+    grid = ("regime", "alpha_index", "beta_index")
+    ds = xr.Dataset(
+        {
+            "step_direction": variable(("regime", "parameter"), np.stack(directions.steps),
+                                       "update step theta' - theta_0 (d_step)", "1"),
+            "random_direction": variable(("parameter",), directions.random_direction,
+                                         "random direction d_rand", "1"),
+            "surrogate": variable(grid, surrogates, _surrogate_long_name(ckpt.algo), "1"),
+            "mean_kl": variable(grid, kls, "mean KL(pi_0 || pi_theta) over the step batch's states", "nat"),
+        },
+        coords={"regime": variable(("regime",), np.array(settings["step_sample_counts"], np.int64),
+                                   "state-action pairs used to compute the update step", "1")},
+    )
+    ds.attrs = provenance(KIND + "-directions", direction_settings(settings), ckpt.sha256,
+                          probe_seed=int(seed), direction_digest=directions.digest())
+    return ds
+
+
+def read_directions(path, ckpt, settings: dict, seed: int) -> tuple[Directions, np.ndarray, np.ndarray]:
+    """(directions without batches, surrogate grid, KL grid) from a landscapes-directions
+    file, checked against this checkpoint, settings and seed."""
+    from ..datasets import open_dataset
+    from ..policies import flat_params
+
+    ds = open_dataset(path, KIND + "-directions")
+    expected = {"checkpoint_sha256": ckpt.sha256, "probe_seed": int(seed),
+                "config_json": json.dumps(direction_settings(settings), sort_keys=True, default=str)}
+    for key, value in expected.items():
+        if ds.attrs.get(key) != value:
+            raise PgprobeError(f"directions file {str(path)!r}: {key}={ds.attrs.get(key)!r} does not match "
+                               f"this shard's {value!r} (wrong checkpoint, settings or seed?)")
+    steps = [np.asarray(step, np.float64) for step in ds["step_direction"].values]
+    directions = Directions(flat_params(ckpt.policy).double(), steps, [],
+                            np.asarray(ds["random_direction"].values, np.float64))
+    return directions, ds["surrogate"].values, ds["mean_kl"].values
+
+
 def perturbed_policy(ckpt, directions: Directions, regime: int, alpha: float, beta: float):
     """A copy of the checkpoint's policy at θ_0 + α d_step + β d_rand."""
     from ..policies import set_flat_params
@@ -344,8 +420,11 @@ def _episode_keys(seed: int, ckpt, point: tuple[int, int, int], settings: dict) 
 # ----------------------------------------------------------------------------- shards
 
 def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
-                  workers: int | None = None, progress: bool = True) -> xr.Dataset:
-    """Evaluate this shard's grid points; returns the raw shard dataset (dim ``point``)."""
+                  workers: int | None = None, progress: bool = True,
+                  directions_path=None) -> xr.Dataset:
+    """Evaluate this shard's grid points; returns the raw shard dataset (dim ``point``).
+    The plane and the surrogate grid come from ``directions_path`` (a landscapes-directions
+    file) when given, else are computed here."""
     from tqdm import tqdm
 
     from ..sampling import default_workers
@@ -355,21 +434,16 @@ def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
     ckpt.require_finite()
     settings = validate_settings(settings)
     alphas, betas = grid_axes(settings)
-    directions = compute_directions(ckpt, settings, seed, workers, progress)
+    if directions_path is None:
+        directions = compute_directions(ckpt, settings, seed, workers, progress)
+        surrogate_values, kl_values = surrogate_grid(ckpt, settings, directions)
+    else:
+        directions, surrogate_values, kl_values = read_directions(directions_path, ckpt, settings, seed)
     points = shard_points(settings, shard, shard_count)
-    hp = ckpt.hyperparameters
-    clip_epsilon = float(hp.get("clip_epsilon") or 0.2)
-
-    # Surrogate and KL on each regime's batch (cheap; in this process).
-    surrogates, kls = np.zeros(len(points)), np.zeros(len(points))
-    with torch.no_grad():
-        olds = [(ckpt.policy(b.obs), ckpt.policy.log_std.detach().clone()) for b in directions.batches]
-    agents = []
-    for n, (r, i, j) in enumerate(points):
-        policy = perturbed_policy(ckpt, directions, r, alphas[i], betas[j])
-        surrogates[n], kls[n] = surrogate_and_kl(ckpt.algo, policy, directions.batches[r],
-                                                 *olds[r], clip_epsilon)
-        agents.append(perturbed_agent(ckpt, policy))
+    surrogates = np.array([surrogate_values[p] for p in points], np.float64)
+    kls = np.array([kl_values[p] for p in points], np.float64)
+    agents = [perturbed_agent(ckpt, perturbed_policy(ckpt, directions, r, alphas[i], betas[j]))
+              for r, i, j in points]
 
     # True reward: whole episodes at every point, points in parallel.
     trajectories = max(settings["trajectory_counts"])
@@ -571,8 +645,20 @@ def _cmd_shard(args) -> None:
         raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < --shard-count {args.shard_count}")
     ckpt = load_checkpoint(args.checkpoint)
     ckpt.require_finite()
-    ds = compute_shard(ckpt, settings, args.seed, args.shard, args.shard_count, args.workers)
+    ds = compute_shard(ckpt, settings, args.seed, args.shard, args.shard_count, args.workers,
+                       directions_path=args.directions)
     write_netcdf(ds, args.out)
+    print(f"wrote {args.out}")
+
+
+def _cmd_directions(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..datasets import write_netcdf
+
+    _check_out(args.out)
+    settings = _parse_settings(args.settings)
+    ckpt = load_checkpoint(args.checkpoint)
+    write_netcdf(directions_dataset(ckpt, settings, args.seed, args.workers), args.out)
     print(f"wrote {args.out}")
 
 
@@ -603,4 +689,12 @@ def add_parser(subparsers) -> None:
     from ..cli import nonnegative_int, positive_int
     shard.add_argument("--shard", type=nonnegative_int, required=True, help="shard index K")
     shard.add_argument("--shard-count", type=positive_int, required=True, help="number of shards N")
+    shard.add_argument("--directions", metavar="FILE",
+                       help="read the plane and surrogate grid from this landscapes-directions file")
     shard.set_defaults(func=_cmd_shard)
+
+    directions = subparsers.add_parser(
+        KIND + "-directions", help="the landscape plane (update step per regime, random direction) "
+        "and surrogate grid of one checkpoint, for landscapes-shard --directions")
+    _common_arguments(directions)
+    directions.set_defaults(func=_cmd_directions)
