@@ -23,7 +23,7 @@ setup(config)
 
 wildcard_constraints:
     env=ENV_PATTERN,
-    algo="ppo|trpo",
+    algo=ALGO_PATTERN,
     seed=r"\d+",
     iteration=r"\d{4}",
     shard=r"\d+",

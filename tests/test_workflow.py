@@ -44,11 +44,10 @@ def _env() -> dict:
 
 def snakemake(workdir: Path, *args: str, config: Path | None = TINY, timeout: int = 1800):
     cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "-s", str(SNAKEFILE),
-           "--cores", "2"]
-    if config is not None:
+           "--cores", "2", *args]
+    if config is not None:   # last: --configfile takes every word after it
         cmd += ["--configfile", str(config)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=_env(), timeout=timeout,
-                          cwd=workdir)
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout, cwd=workdir)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -598,3 +597,51 @@ def test_config_files_validate_against_schema():
     schema = yaml.safe_load(SCHEMA.read_text())
     for path in [REPO / "config.yaml", TINY, REPO / "workflow" / "presets" / "paper.yaml"]:
         jsonschema.Draft7Validator(schema).validate(yaml.safe_load(path.read_text()))
+
+
+# ---------------------------------------------------------------------------- imported agents
+def _save_sb3_agent(directory: Path, steps: int) -> dict:
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    venv = VecNormalize(make_vec_env("Hopper-v5", n_envs=1, seed=0))
+    model = PPO("MlpPolicy", venv, seed=0, device="cpu", n_steps=256, batch_size=64, n_epochs=2,
+                policy_kwargs={"net_arch": [32, 32]})
+    model.learn(steps)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / "agent.zip")
+    venv.save(str(directory / "vecnormalize.pkl"))
+    return {"path": str(directory / "agent.zip"), "vecnormalize": str(directory / "vecnormalize.pkl"),
+            "env": "Hopper-v5", "source": "sb3", "probes": ["values", "steps"]}
+
+
+def test_imported_agent_is_probed_like_a_run_and_reruns_when_its_file_changes(tmp_path):
+    """config agents: the SB3 agent is imported (rule import_agent) and probed; its datasets
+    carry algo = its name and source = the library; a changed model file reruns its import
+    and its probes only; a CleanRL agent asked for the update-based probes is a config error."""
+    from pgprobe.datasets import open_dataset
+
+    agent = _save_sb3_agent(tmp_path / "zoo", 512)
+    config = write_config(tmp_path, "agents.yaml", {"agents": {"zoo_ppo": agent}})
+    targets = [f"results/probes/{p}/Hopper-v5/zoo_ppo/seed0/iter0000.nc" for p in ("values", "steps")]
+    first = snakemake(tmp_path, *targets, config=config)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert job_counts(first.stdout + first.stderr) == {"import_agent": 1, "probe_values": 1, "probe_steps": 1}
+    values = open_dataset(tmp_path / targets[0], kind="values")
+    assert list(values["algo"].values) == ["zoo_ppo"] and list(values["source"].values) == ["stable-baselines3"]
+    steps = open_dataset(tmp_path / targets[1], kind="steps")
+    assert (steps["estimate_norm"].values > 0).all()
+    again = snakemake(tmp_path, *targets, "-n", config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    _save_sb3_agent(tmp_path / "zoo", 768)                                    # the user retrains it
+    rerun = snakemake(tmp_path, *targets, "-n", config=config)
+    assert job_counts(rerun.stdout) == {"import_agent": 1, "probe_values": 1, "probe_steps": 1}
+
+    bad = write_config(tmp_path, "bad.yaml", {"agents": {"clean": {
+        "path": agent["path"], "env": "Hopper-v5", "source": "cleanrl", "probes": ["gradients", "steps"]}}})
+    refused = snakemake(tmp_path, "-n", config=bad)
+    assert refused.returncode != 0
+    assert "agents.clean.probes: steps need the agent's update rule" in refused.stdout + refused.stderr

@@ -107,6 +107,17 @@ class Checkpoint:
     sha256: str
     provenance: dict = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The datasets' ``algo`` coordinate: an imported agent's name (``pgprobe import
+        --name``), else the algorithm."""
+        return self.provenance.get("agent_name") or self.algo
+
+    @property
+    def source(self) -> str:
+        """Where the agent was trained: "pgprobe", or the importing library ("stable-baselines3", ...)."""
+        return self.provenance.get("library", "pgprobe")
+
     def frozen_agent(self) -> FrozenAgent:
         """The numpy sampling view of this checkpoint's policy, value net and normalizers."""
         hp = self.hyperparameters

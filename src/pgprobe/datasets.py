@@ -78,9 +78,14 @@ def variable(dims, data, long_name: str, units: str, **attrs) -> xr.Variable:
     return xr.Variable(dims, data, attrs={"long_name": long_name, "units": units, **attrs})
 
 
-def add_run_coords(ds: xr.Dataset, env: str, algo: str, seed: int, iteration: int) -> xr.Dataset:
-    """Expand ``ds`` with length-1 dims env, algo, seed, iteration (for combine_by_coords)."""
+def add_run_coords(ds: xr.Dataset, env: str, algo: str, seed: int, iteration: int,
+                   source: str = "pgprobe") -> xr.Dataset:
+    """Expand ``ds`` with length-1 dims env, algo, seed, iteration (for combine_by_coords);
+    ``algo`` is the algorithm, or an imported agent's name; coordinate ``source`` (along
+    algo) says where the agent was trained."""
     ds = ds.expand_dims({"env": [env], "algo": [algo], "seed": [int(seed)], "iteration": [int(iteration)]})
+    ds = ds.assign_coords(source=("algo", [source], {"long_name": "where the agent was trained (pgprobe, or "
+                                                               "the library of an imported agent)", "units": "1"}))
     ds["env"].attrs = {"long_name": "environment id", "units": "1"}
     ds["algo"].attrs = {"long_name": "algorithm", "units": "1"}
     ds["seed"].attrs = {"long_name": "training seed", "units": "1"}

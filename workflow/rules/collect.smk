@@ -21,7 +21,8 @@ for _name in PROBES:
                 probe_path(_name, e, a, s, i)
                 for (e, a, s) in RUNS
                 for i in PROBE_ITERS[_name]
-            ],
+            ]
+            + agent_probe_paths(_name),
         output:
             dataset_path(_name),
         params:

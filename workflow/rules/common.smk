@@ -131,6 +131,23 @@ def _validate_semantics(config):
                              ("pgprobe.envs",), lambda env=env: _env_id_problem(env))
             if message:
                 fail(f"{key}[{i}]", message)
+    for name, agent in config["agents"].items():
+        message = cached("env-id", {"env": agent["env"], "gymnasium": _distribution_version("gymnasium")},
+                         ("pgprobe.envs",), lambda env=agent["env"]: _env_id_problem(env))
+        if message:
+            fail(f"agents.{name}.env", message)
+        for key in ("path", "vecnormalize", "obs_stats"):
+            if key in agent and not os.path.isfile(agent[key]):
+                fail(f"agents.{name}.{key}", f"{agent[key]!r} is not a file")
+        if agent["source"] == "cleanrl":
+            if "vecnormalize" in agent:
+                fail(f"agents.{name}.vecnormalize", "is for sb3 agents; a cleanrl agent takes obs_stats")
+            unknown = sorted({"steps", "landscapes"} & set(agent.get("probes", PROBES)))
+            if unknown:
+                fail(f"agents.{name}.probes", f"{', '.join(unknown)} need the agent's update rule, which is "
+                     "unknown for CleanRL agents: list only gradients, values, baselines")
+        if agent["source"] == "sb3" and "obs_stats" in agent:
+            fail(f"agents.{name}.obs_stats", "is for cleanrl agents; an sb3 agent takes vecnormalize")
     training = config["training"]
     schedule = checkpoint_schedule(training)
     for probe, its in config["probe_iterations"].items():
@@ -434,7 +451,11 @@ def fmt_scale(scale) -> str:
 def setup(config):
     """Module-level plan: runs, checkpoint iterations, shards, figures, wildcard patterns."""
     global RUNS, CKPT_ITERS, PROBE_ITERS, SHARDS, REGIME_RUNS, FIGURES, MADE_FIGURES, ENV_PATTERN
+    global AGENTS, AGENT_PROBES, ALGO_PATTERN
     RUNS = [(e, a, s) for e in config["envs"] for a in config["algos"] for s in config["seeds"]]
+    AGENTS = config["agents"]
+    AGENT_PROBES = {name: list(agent.get("probes", PROBES)) for name, agent in AGENTS.items()}
+    ALGO_PATTERN = "|".join(["ppo", "trpo", *(re.escape(name) for name in AGENTS)])
     CKPT_ITERS = checkpoint_schedule(config["training"])
     probed = config["probe_iterations"].get("default", CKPT_ITERS)
     PROBE_ITERS = {p: sorted(config["probe_iterations"].get(p, probed)) for p in PROBES}
@@ -449,7 +470,8 @@ def setup(config):
     if make == "all" and not REGIME_RUNS:
         names = [n for n in names if "sample_regime" not in FIGURES[n]["datasets"]]
     MADE_FIGURES = names
-    envs = sorted(set(config["envs"]) | set(regime["envs"]), key=len, reverse=True)
+    envs = sorted(set(config["envs"]) | set(regime["envs"]) | {a["env"] for a in AGENTS.values()},
+                  key=len, reverse=True)
     ENV_PATTERN = "|".join(re.escape(e) for e in envs)
 
 
@@ -470,6 +492,34 @@ def checkpoint_path(env, algo, seed, iteration) -> str:
 
 def probe_path(probe, env, algo, seed, iteration) -> str:
     return f"results/probes/{probe}/{env}/{algo}/seed{seed}/iter{int(iteration):04d}.nc"
+
+
+def agent_probe_paths(probe) -> list:
+    """The probe files of the imported agents that run ``probe`` (one checkpoint each)."""
+    return [probe_path(probe, agent["env"], name, 0, 0) for name, agent in AGENTS.items()
+            if probe in AGENT_PROBES[name]]
+
+
+def agent_inputs(wildcards) -> dict:
+    agent = AGENTS[wildcards.agent]
+    files = {"model": agent["path"]}
+    for key in ("vecnormalize", "obs_stats"):
+        if key in agent:
+            files[key] = agent[key]
+    return files
+
+
+def agent_import_command(wildcards) -> str:
+    """``pgprobe import`` arguments of one agent (shell-quoted)."""
+    import shlex
+
+    agent = AGENTS[wildcards.agent]
+    words = [agent["source"], "--model", agent["path"], "--env", agent["env"], "--name", wildcards.agent]
+    if agent["source"] == "sb3" and "vecnormalize" in agent:
+        words += ["--vecnormalize", agent["vecnormalize"]]
+    if agent["source"] == "cleanrl":
+        words += ["--obs-stats", agent["obs_stats"]] if "obs_stats" in agent else ["--raw-observations"]
+    return " ".join(shlex.quote(str(w)) for w in words)
 
 
 def regime_dir(env, algo, steps, scale, seed) -> str:

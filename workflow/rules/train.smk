@@ -19,6 +19,8 @@ TRAIN_CODE = code_hash("pgprobe.train")
 
 
 rule training_config:
+    wildcard_constraints:
+        algo="ppo|trpo",
     output:
         "results/configs/train/{env}/{algo}.yaml",
     params:
@@ -30,6 +32,8 @@ rule training_config:
 
 
 rule train:
+    wildcard_constraints:
+        algo="ppo|trpo",
     input:
         config="results/configs/train/{env}/{algo}.yaml",
     output:
@@ -102,3 +106,23 @@ rule train_regime:
         "../../envs/pgprobe.yaml"
     shell:
         REGIME_TRAIN_SHELL
+
+
+rule import_agent:
+    """An agent trained elsewhere (config ``agents``) as a pgprobe checkpoint (``pgprobe import``);
+    its files are the inputs, so a changed file reruns the import and the agent's probes."""
+    wildcard_constraints:
+        agent="|".join(re.escape(name) for name in AGENTS) or "(?!)",
+    input:
+        unpack(agent_inputs),
+    output:
+        "results/runs/{env}/{agent}/seed0/checkpoints/iter0000.pt",
+    params:
+        command=agent_import_command,
+        code=code_hash("pgprobe.importers.cli"),
+    log:
+        "logs/import/{env}/{agent}.log",
+    conda:
+        "../../envs/pgprobe.yaml"
+    shell:
+        "pgprobe import {params.command} --out {output:q} > {log:q} 2>&1"

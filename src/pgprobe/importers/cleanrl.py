@@ -86,7 +86,8 @@ def read_obs_stats(path: str | Path, obs_dim: int) -> dict:
 def import_cleanrl(model: str | Path, env_id: str, out: str | Path, obs_stats: str | Path | None = None,
                    raw_observations: bool = False, activation: str = "tanh",
                    gamma: float = CLEANRL_DEFAULTS["gamma"], gae_lambda: float = CLEANRL_DEFAULTS["gae_lambda"],
-                   num_steps: int = CLEANRL_DEFAULTS["num_steps"], seed: int = 0, iteration: int = 0) -> Path:
+                   num_steps: int = CLEANRL_DEFAULTS["num_steps"], seed: int = 0, iteration: int = 0,
+                   name: str | None = None) -> Path:
     """Write ``out``: the pgprobe checkpoint of the CleanRL agent in ``model``.  Exactly one of
     ``obs_stats`` / ``raw_observations`` must be given (the file cannot tell which applies)."""
     model = Path(model)
@@ -136,7 +137,7 @@ def import_cleanrl(model: str | Path, env_id: str, out: str | Path, obs_stats: s
                                                   return_var=stats.get("return_var", 1.0))
     else:
         obs_norm, reward_norm = normalizer_states(obs_dim)
-    extra = {"algorithm": "PPO (ppo_continuous_action.py)"}
+    extra = {"algorithm": "PPO (ppo_continuous_action.py)", **({"agent_name": name} if name else {})}
     if obs_stats is not None:
         from ..checkpoint import file_sha256
         extra.update({"obs_stats_file": str(Path(obs_stats).resolve()), "obs_stats_sha256": file_sha256(obs_stats)})

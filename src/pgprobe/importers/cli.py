@@ -11,7 +11,7 @@ import argparse
 
 def _cmd_sb3(args) -> None:
     from .sb3 import import_sb3
-    out = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize)
+    out = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize, name=args.name)
     print(f"wrote {out}")
 
 
@@ -20,7 +20,7 @@ def _cmd_cleanrl(args) -> None:
     out = import_cleanrl(args.model, args.env, args.out, obs_stats=args.obs_stats,
                          raw_observations=args.raw_observations, activation=args.activation,
                          gamma=args.gamma, gae_lambda=args.gae_lambda, num_steps=args.num_steps,
-                         seed=args.seed, iteration=args.iteration)
+                         seed=args.seed, iteration=args.iteration, name=args.name)
     print(f"wrote {out}")
 
 
@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
                      "without it the agent is taken to see raw observations")
     sb3.add_argument("--env", required=True, help="gymnasium id of the task it was trained on")
     sb3.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    sb3.add_argument("--name", help="the agent's name: the datasets' algo coordinate (default: its algorithm)")
     sb3.set_defaults(func=_cmd_sb3)
 
     cleanrl = sub.add_parser("cleanrl", help="CleanRL ppo_continuous_action.py agent (.cleanrl_model)")
@@ -66,4 +67,5 @@ def add_parser(subparsers) -> None:
     cleanrl.add_argument("--iteration", type=nonnegative_int, default=0,
                          help="iteration recorded in the checkpoint")
     cleanrl.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    cleanrl.add_argument("--name", help="the agent's name: the datasets' algo coordinate (default: ppo)")
     cleanrl.set_defaults(func=_cmd_cleanrl)

@@ -486,7 +486,8 @@ def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: 
     return algo, hp
 
 
-def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: str | Path | None = None) -> Path:
+def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: str | Path | None = None,
+               name: str | None = None) -> Path:
     """Write ``out``: the pgprobe checkpoint of the SB3 agent in ``model`` (a saved zip) with
     the observation / reward statistics of ``vecnormalize`` (none: raw observations and
     rewards).  The checkpoint's ``policy_optimizer`` holds SB3's one optimizer over policy and
@@ -515,7 +516,7 @@ def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: st
                                                   stats["return_var"], stats["return_count"])
     else:
         obs_norm, reward_norm = normalizer_states(obs_dim)
-    extra = {"algorithm": algo.upper()}
+    extra = {"algorithm": algo.upper(), **({"agent_name": name} if name else {})}
     if vecnormalize is not None:
         from ..checkpoint import file_sha256
         extra.update({"vecnormalize_file": str(Path(vecnormalize).resolve()),

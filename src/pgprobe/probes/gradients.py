@@ -282,7 +282,8 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
             (), math.sqrt(max(reference.sums.sum_adv_sq / reference.sums.count
                               - (reference.sums.sum_adv / reference.sums.count) ** 2, 0.0)),
             "standard deviation of the reference's GAE advantages (eq. 15 divisor)", "reward units")})
-    ds = add_run_coords(ds, ckpt.env_id, ckpt.algo, ckpt.seed, ckpt.iteration)
+    ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
+                        source=ckpt.source)
     ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,
                           reference_shard_files=len(shard_paths or []),
                           estimator="eq. 1 surrogate gradient at theta0, GAE advantages normalized by eq. 15")

@@ -590,7 +590,8 @@ def gather(ckpt, settings: dict, seed: int, shards: list[xr.Dataset]) -> xr.Data
                                      "episodes averaged for the true reward", "1"),
         },
     )
-    ds = add_run_coords(ds, ckpt.env_id, ckpt.algo, ckpt.seed, ckpt.iteration)
+    ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
+                        source=ckpt.source)
     ds.attrs = provenance(KIND, settings, ckpt.sha256, probe_seed=int(seed),
                           surrogate=("ppo_clipped_eq17" if ckpt.algo == "ppo" else "trpo_eq14"),
                           direction_digest=first["direction_digest"])

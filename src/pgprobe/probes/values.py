@@ -472,7 +472,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
             "sample": ("sample", np.arange(n), {"long_name": "sample index within the split "
                                                  "(NaN-padded)", "units": "1"}),
         })
-    ds = add_run_coords(ds, checkpoint.env_id, checkpoint.algo, checkpoint.seed, checkpoint.iteration)
+    ds = add_run_coords(ds, checkpoint.env_id, checkpoint.label, checkpoint.seed, checkpoint.iteration,
+                        source=checkpoint.source)
     ds.attrs = provenance("values", settings, checkpoint.sha256, probe_seed=int(seed),
                           gamma=gamma, gae_lambda=lam,
                           true_value_available=int(restore),
