@@ -1,4 +1,4 @@
-"""Small statistics shared by probes and training: cosine similarities, MRE, bootstrap CI."""
+"""Small statistics shared by probes and training: cosine similarities, relative variance, MRE."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,13 +44,3 @@ def mean_relative_error(prediction, target, floor_fraction: float = 1e-3) -> flo
     prediction, target = np.asarray(prediction, np.float64), np.asarray(target, np.float64)
     floor = max(floor_fraction * float(np.mean(np.abs(target))), 1e-12)
     return float(np.mean(np.abs(prediction - target) / np.maximum(np.abs(target), floor)))
-
-
-def bootstrap_ci(values: np.ndarray, resamples: int = 500, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (the paper's 95% intervals, 500 resamples)."""
-    values = np.asarray(values, np.float64)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(1)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))

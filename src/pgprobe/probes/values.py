@@ -505,7 +505,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (iterNNNN.pt)")
     parser.add_argument("--out", required=True, help="output NetCDF file")
     parser.add_argument("--settings", help="JSON object of probe settings (config probes.<name>)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="sampler processes")
+    parser.add_argument("--workers", type=positive_int, help="sampler worker processes (default: all cores)")
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="probe seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
