@@ -110,7 +110,7 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
                  "probe_gradients_shard", "probe_gradients", "probe_steps", "probe_values",
                  "probe_baselines_shard", "probe_baselines", "probe_landscapes_directions",
                  "probe_landscapes_shard", "probe_landscapes", "collect_training", "collect_sample_regime", "collect_gradients",
-                 "collect_steps", "collect_values", "collect_baselines", "collect_landscapes"]:
+                 "collect_steps", "collect_values", "collect_baselines", "collect_landscapes", "claims"]:
         assert counts.get(rule, 0) > 0, f"rule {rule} did not run: {counts}"
     assert counts["train"] == 2 and counts["probe_gradients_shard"] == 4
     for name in registry():
@@ -133,6 +133,12 @@ def test_full_dag_makes_every_dataset_and_figure(workdir):
               if "/ppo/" in str(p)}
     for delivered in (run / "checkpoints").iterdir():
         assert delivered.stat().st_ino == staged[delivered.name].stat().st_ino
+    # The claims table: one row per claim, the one seed said.
+    claims = open_dataset(workdir / "results" / "claims.nc", "claims")
+    assert claims.sizes["claim"] >= 13 and set(claims["verdict"].values) <= {
+        "reproduced", "contradicted", "inconclusive", "not measured"}
+    table = (workdir / "figures" / "claims.md").read_text()
+    assert "Training seeds in this study: 1 — one seed" in table
     # Training got only its own config section.
     section = yaml.safe_load((workdir / "results/configs/train/Hopper-v5/ppo.yaml").read_text())
     assert set(section) == {"training"} and section["training"]["iterations"] == 2
@@ -155,7 +161,7 @@ def test_probe_parameter_reruns_probe_collect_figures_not_training(workdir, prob
     dry = snakemake(workdir, "-n", config=config)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = job_counts(dry.stdout)
-    expected = {f"probe_{probe}", f"collect_{probe}", "all"} | {f"figure_{n}" for n in figure_names_using(probe)}
+    expected = {f"probe_{probe}", f"collect_{probe}", "all", "claims"} | {f"figure_{n}" for n in figure_names_using(probe)}
     if sharded:
         expected.add(f"probe_{probe}_shard")
     assert set(counts) == expected
@@ -316,8 +322,13 @@ def planned(workdir: Path, change: dict | None = None, name: str = "change.yaml"
     return job_counts(result.stdout)
 
 
+CLAIM_DATASETS = {"gradients", "values", "baselines", "landscapes", "sample_regime"}
+
+
 def figures_of(*datasets: str) -> dict:
-    return {f"figure_{n}": 1 for d in datasets for n in figure_names_using(d)}
+    """The figure jobs drawn from these datasets, and the claims job when it reads one of them."""
+    jobs = {f"figure_{n}": 1 for d in datasets for n in figure_names_using(d)}
+    return {**jobs, "claims": 1} if CLAIM_DATASETS & set(datasets) else jobs
 
 
 def probe_jobs(probe: str, count: int = 2) -> dict:

@@ -14,6 +14,8 @@ arrays:
   A  returns (bootstrapped at cuts), samples whose return leans ≤ 5% on the bootstrap, guarded MRE
   B  returns (bootstrapped at cuts), every sample, guarded MRE
   C  returns_authors (time limit terminal, no bootstrap at the cut), non-terminal samples, guarded MRE
+  C1 only the stream cut unbootstrapped (time-limit ends bootstrapped), non-terminal samples, guarded
+  C2 only the time-limit ends unbootstrapped (the stream cut bootstrapped), non-terminal samples, guarded
   D  returns_authors, non-terminal samples, the authors' formula mean |V − R| / |R|
 """
 from __future__ import annotations
@@ -50,7 +52,24 @@ def ablation(path: str) -> list[float]:
         return mean_relative_error(v[mask], y[mask])
     returns_mask = run["included"].sel(target="returns").values == 1
     authors_mask = run["included"].sel(target="returns_authors").values == 1
+    # The last trajectory segment of every held-out stream (after its last episode end) is
+    # the one the stream's end cuts; elsewhere a bootstrap can only come from a time limit.
+    import json
+    stream_steps = json.loads(xr.open_dataset(path).attrs["config_json"])["heldout_steps"]
+    held = int(finite.sum())
+    done = ~authors_mask[:held]
+    last_segment = np.zeros(v.size, bool)
+    for start in range(0, held, stream_steps):
+        ends = np.flatnonzero(done[start:start + stream_steps])
+        last_segment[start + (ends[-1] + 1 if ends.size else 0):start + stream_steps] = True
+    returns = run["target_value"].sel(target="returns").values
+    authors = run["target_value"].sel(target="returns_authors").values
+    mask = authors_mask & finite
+
+    def mixed(y):
+        return mean_relative_error(v[mask], y[mask])
     return [guarded("returns", returns_mask), guarded("returns", finite), guarded("returns_authors", authors_mask),
+            mixed(np.where(last_segment, authors, returns)), mixed(np.where(last_segment, returns, authors)),
             float(run["mre"].sel(target="returns_authors"))]
 
 
@@ -61,8 +80,8 @@ def main(paths: list[str]) -> None:
         cells = " | ".join("–" if not np.isfinite(v) else f"{v:.3g}" for v in values)
         print(f"| {env} | {algo} | {seed} | {iteration} | {split} | {cells} |")
     print()
-    print("| task | algo | seed | iteration | A | B | C | D |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | algo | seed | iteration | A | B | C | C1 | C2 | D |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in sorted(paths):
         run = xr.open_dataset(path).isel(env=0, algo=0, seed=0, iteration=0)
         cells = " | ".join(f"{v:.3g}" for v in ablation(path))
