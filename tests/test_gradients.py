@@ -11,7 +11,8 @@ from pgprobe.checkpoint import load_checkpoint
 from pgprobe.cli import main
 from pgprobe.closed_form import analytic_gradient
 from pgprobe.estimators import gradient_sums
-from pgprobe.probes import _grid
+from pgprobe import gradient_model
+from pgprobe.probes import common
 from pgprobe.probes import gradients as G
 from pgprobe.stats import cosine_similarity
 
@@ -26,7 +27,7 @@ def test_numpy_gradient_matches_torch(hopper_ppo_checkpoint):
     actions = rng.normal(size=(600, ckpt.act_dim)).astype(np.float32)
     advantages = rng.normal(size=600)
     torch_sums = gradient_sums(ckpt.policy, obs, actions, advantages)
-    model = _grid.PolicyGradientModel.from_agent(ckpt.frozen_agent())
+    model = gradient_model.PolicyGradientModel.from_agent(ckpt.frozen_agent())
     numpy_sums = model.gradient_sums(obs, actions, advantages)
     for a, b in [(torch_sums.sum_grad_adv, numpy_sums.sum_grad_adv), (torch_sums.sum_grad, numpy_sums.sum_grad)]:
         assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
@@ -50,7 +51,7 @@ def test_pairwise_similarity_rises_with_sample_count(closed_form_checkpoint):
     ckpt = load_checkpoint(closed_form_checkpoint)
     settings = G.resolve_settings({"sample_counts": [64, 256, 1024, 4096], "estimates": 6})
     grid, gradients, trajectories, _ = G.sample_estimates(ckpt, settings, workers=1)
-    ds = _grid.similarity_dataset(quantity="gradient", sample_counts=grid, estimates=gradients,
+    ds = common.similarity_dataset(quantity="gradient", sample_counts=grid, estimates=gradients,
                                   reference=analytic_gradient(ckpt.policy).numpy(),
                                   trajectory_counts=trajectories, mean_episode_lengths=np.ones_like(gradients[..., 0]),
                                   reference_sample_count=1, reference_trajectory_count=1,
@@ -145,7 +146,7 @@ def test_figures_plot_the_dataset_means(tmp_path, saved_figures):
     parts = []
     for env in ("Hopper-v5", "Walker2d-v5"):
         for algo in ("ppo", "trpo"):
-            ds = _grid.similarity_dataset(
+            ds = common.similarity_dataset(
                 quantity="gradient", sample_counts=[1024, 2048, 4096], estimates=rng.normal(size=(3, 4, 20)),
                 reference=rng.normal(size=20), trajectory_counts=np.ones((3, 4), int),
                 mean_episode_lengths=np.ones((3, 4)), reference_sample_count=10, reference_trajectory_count=1,

@@ -8,7 +8,7 @@ import torch
 
 from pgprobe.estimators import gradient_sums
 from pgprobe.policies import GaussianPolicy, NumpyMLP, ValueNet, mlp
-from pgprobe.probes import _grid
+from pgprobe import gradient_model
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -26,7 +26,7 @@ def test_numpy_networks_and_gradients_follow_the_activation(activation):
     with torch.no_grad():
         np.testing.assert_allclose(NumpyMLP(policy.mean_net)(obs), policy(torch.as_tensor(obs)).numpy(), atol=1e-5)
         np.testing.assert_allclose(NumpyMLP(value.net)(obs), value.net(torch.as_tensor(obs)).numpy(), atol=1e-5)
-    model = _grid.PolicyGradientModel.from_policy(policy)
+    model = gradient_model.PolicyGradientModel.from_policy(policy)
     assert model.activation == activation
     ours = model.gradient_sums(obs, actions, advantages)
     autograd = gradient_sums(policy, obs, actions, advantages)

@@ -436,8 +436,10 @@ def _edited_source(tmp_path: Path, relative: str) -> dict:
 
 
 @pytest.mark.parametrize("relative, rules", [
-    ("probes/values.py", {"probe_values", "probe_baselines", "probe_baselines_shard"}),
-    ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard", "probe_steps"}),
+    ("probes/values.py", {"probe_values"}),
+    ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard"}),
+    ("probes/common.py", {f"probe_{p}" for p in ("gradients", "steps", "values", "baselines")}
+     | {"probe_gradients_shard", "probe_baselines_shard"}),
     ("collect.py", set()),
     ("figures/values.py", set()),
 ])

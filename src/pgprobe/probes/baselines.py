@@ -94,8 +94,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
-from ._grid import parse_settings
-from .values import add_common_arguments, load_checked_checkpoint, segment_bookkeeping
+from .common import add_common_arguments, load_checked_checkpoint, parse_settings, segment_bookkeeping
 
 PURPOSE_ESTIMATES = 301
 PURPOSE_REFERENCE = 302

@@ -36,7 +36,7 @@ sampling the reference itself, and the result equals the unsharded one up to flo
 summation order.
 
 Gradients are computed by exact float64 back-propagation in numpy inside the sampler's
-worker processes (``pgprobe.probes._grid.PolicyGradientModel``), so no sample crosses a
+worker processes (``pgprobe.probes.gradient_model.PolicyGradientModel``), so no sample crosses a
 process boundary and M estimates cost M vectorized passes, not M·n Python steps.
 
 Dataset (kind "gradients"): dims sample_count × estimate, sample_count × pair (coords
@@ -61,7 +61,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
-from . import _grid
+from . import common
+from .. import gradient_model
 
 PURPOSE_ESTIMATE = 101
 PURPOSE_REFERENCE = 102
@@ -88,35 +89,18 @@ REFERENCE_KEYS = ("reference_samples", "reference_stream_steps", "reference_shar
 
 
 def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
-    settings = _grid.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "gradients")
+    settings = common.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "gradients")
     if seed is not None:
         settings["seed"] = int(seed)
-    _grid.sample_count_grid(settings)  # validates min ≤ max
+    common.sample_count_grid(settings)  # validates min ≤ max
     return settings
 
 
 # ---------------------------------------------------------------------------- streams
-def estimate_streams(settings: dict, ckpt, purpose: int = PURPOSE_ESTIMATE) -> list:
-    """One stream per (sample count, estimate), largest sample counts first (balances the
-    worker pool); seed key (seed, ckpt seed, ckpt iteration, purpose, n, estimate)."""
-    from ..sampling import StreamSpec
-    grid = _grid.sample_count_grid(settings)
-    return [StreamSpec((settings["seed"], ckpt.seed, ckpt.iteration, purpose, n, e), n)
-            for n in sorted(grid, reverse=True) for e in range(settings["estimates"])]
-
-
-def reference_streams(settings: dict, ckpt, purpose: int = PURPOSE_REFERENCE) -> list:
-    from ..sampling import StreamSpec
-    length = settings["reference_stream_steps"]
-    count = math.ceil(settings["reference_samples"] / length)
-    return [StreamSpec((settings["seed"], ckpt.seed, ckpt.iteration, purpose, j), length)
-            for j in range(count)]
-
-
 def _model_and_reduce(ckpt):
     agent = ckpt.frozen_agent()
-    model = _grid.PolicyGradientModel.from_agent(agent)
-    reduce = partial(_grid.stream_gradient_sums, model=model, gamma=agent.gamma, lam=agent.gae_lambda)
+    model = gradient_model.PolicyGradientModel.from_agent(agent)
+    reduce = partial(gradient_model.stream_gradient_sums, model=model, gamma=agent.gamma, lam=agent.gae_lambda)
     return agent, model, reduce
 
 
@@ -130,7 +114,7 @@ class ReferenceSums:
         self.episode_count = 0
         self.episode_length_sum = 0.0
 
-    def add_stream(self, summary: _grid.StreamSummary) -> None:
+    def add_stream(self, summary: gradient_model.StreamSummary) -> None:
         self.sums = self.sums + summary.sums
         self.trajectory_count += summary.trajectory_count
         self.episode_count += len(summary.episode_lengths)
@@ -152,9 +136,9 @@ def sample_reference(ckpt, settings: dict, workers: int | None, shard: int | Non
     """Sample the reference streams (all, or shard ``shard`` of ``reference_shards``)."""
     from ..sampling import sample_streams
     agent, model, reduce = _model_and_reduce(ckpt)
-    streams = reference_streams(settings, ckpt)
+    streams = common.reference_streams(settings, ckpt, PURPOSE_REFERENCE)
     if shard is not None:
-        streams = _grid.chunk_aligned_shard(streams, settings["chunk_size"], shard, settings["reference_shards"])
+        streams = common.chunk_aligned_shard(streams, settings["chunk_size"], shard, settings["reference_shards"])
     out = ReferenceSums(model.parameter_count)
     start = time.perf_counter()
     summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
@@ -243,8 +227,8 @@ def sample_estimates(ckpt, settings: dict, workers: int | None):
     """(grid, gradients (S, M, P), trajectory counts (S, M), mean episode lengths (S, M))."""
     from ..sampling import sample_streams
     agent, model, reduce = _model_and_reduce(ckpt)
-    grid = _grid.sample_count_grid(settings)
-    streams = estimate_streams(settings, ckpt)
+    grid = common.sample_count_grid(settings)
+    streams = common.estimate_streams(settings, ckpt, PURPOSE_ESTIMATE)
     summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
                                reduce=reduce, progress="gradient estimates")
     count_m = settings["estimates"]
@@ -256,7 +240,7 @@ def sample_estimates(ckpt, settings: dict, workers: int | None):
         i, e = row[spec.step_count], spec.seed_key[-1]
         gradients[i, e] = summary.sums.gradient()
         trajectories[i, e] = summary.trajectory_count
-        lengths[i, e] = _grid.mean_or_nan(summary.episode_lengths)
+        lengths[i, e] = common.mean_or_nan(summary.episode_lengths)
     return grid, gradients, trajectories, lengths
 
 
@@ -273,7 +257,7 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
         reference = sample_reference(ckpt, settings, workers)
     grid, gradients, trajectories, lengths = sample_estimates(ckpt, settings, workers)
     ref_gradient = reference.sums.gradient()
-    ds = _grid.similarity_dataset(
+    ds = common.similarity_dataset(
         quantity="gradient", sample_counts=grid, estimates=gradients, reference=ref_gradient,
         trajectory_counts=trajectories, mean_episode_lengths=lengths,
         reference_sample_count=reference.sums.count, reference_trajectory_count=reference.trajectory_count,

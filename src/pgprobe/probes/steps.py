@@ -50,7 +50,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
-from . import _grid
+from . import common
 
 PURPOSE_ESTIMATE = 111
 PURPOSE_REFERENCE = 112
@@ -74,10 +74,10 @@ SETTING_KINDS = {
 
 
 def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
-    settings = _grid.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "steps")
+    settings = common.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "steps")
     if seed is not None:
         settings["seed"] = int(seed)
-    _grid.sample_count_grid(settings)
+    common.sample_count_grid(settings)
     return settings
 
 
@@ -95,7 +95,6 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     from ..datasets import add_run_coords, provenance
     from ..update import concatenate, stream_batch, update_rule, update_step
     from ..sampling import sample_streams
-    from .gradients import estimate_streams, reference_streams
 
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_finite()
@@ -105,21 +104,21 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     seed = settings["seed"]
 
     start = time.perf_counter()
-    ref_streams = reference_streams(settings, ckpt, PURPOSE_REFERENCE)
+    ref_streams = common.reference_streams(settings, ckpt, PURPOSE_REFERENCE)
     ref_pieces = sample_streams(agent, ref_streams, workers=workers, chunk_size=settings["chunk_size"],
                                 reduce=reduce, progress="reference step samples")
     sampled = time.perf_counter()
     reference = update_step(ckpt, concatenate(ref_pieces),
-                            _grid.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, 0, 0))
+                            common.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, 0, 0))
     ref_count = sum(p.obs.shape[0] for p in ref_pieces)
     ref_traj = sum(p.trajectory_count for p in ref_pieces)
-    ref_len = _grid.mean_or_nan(x for p in ref_pieces for x in p.episode_lengths)
+    ref_len = common.mean_or_nan(x for p in ref_pieces for x in p.episode_lengths)
     del ref_pieces
     print(f"pgprobe: reference step: {ref_count} samples sampled in {sampled - start:.1f} s, "
           f"{ckpt.algo.upper()} update in {time.perf_counter() - sampled:.1f} s", file=sys.stderr)
 
-    grid = _grid.sample_count_grid(settings)
-    streams = estimate_streams(settings, ckpt, PURPOSE_ESTIMATE)
+    grid = common.sample_count_grid(settings)
+    streams = common.estimate_streams(settings, ckpt, PURPOSE_ESTIMATE)
     start = time.perf_counter()
     pieces = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
                             reduce=reduce, progress="step estimates")
@@ -135,13 +134,13 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
         n, e = spec.step_count, spec.seed_key[-1]
         i = row[n]
         steps[i, e] = update_step(ckpt, concatenate([piece]),
-                                  _grid.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, n, e + 1))
+                                  common.derived_seed(seed, ckpt.seed, ckpt.iteration, PURPOSE_UPDATE_SEED, n, e + 1))
         trajectories[i, e] = piece.trajectory_count
-        lengths[i, e] = _grid.mean_or_nan(piece.episode_lengths)
+        lengths[i, e] = common.mean_or_nan(piece.episode_lengths)
     print(f"pgprobe: step estimates: sampled in {sampled - start:.1f} s, updates in "
           f"{time.perf_counter() - sampled:.1f} s", file=sys.stderr)
 
-    ds = _grid.similarity_dataset(
+    ds = common.similarity_dataset(
         quantity="update step", sample_counts=grid, estimates=steps, reference=reference,
         trajectory_counts=trajectories, mean_episode_lengths=lengths, reference_sample_count=ref_count,
         reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)

@@ -62,7 +62,6 @@ config on a 2-core machine.
 """
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -70,7 +69,8 @@ import xarray as xr
 
 from ..advantages import discounted_returns, gae
 from ..errors import PgprobeError
-from ._grid import parse_settings
+from .common import (add_common_arguments, complete_episode_mask, load_checked_checkpoint, parse_settings,
+                     segment_bookkeeping)
 
 PURPOSE_HELDOUT = 201
 PURPOSE_TRUE_VALUE = 202
@@ -109,14 +109,6 @@ SETTING_KINDS = {
 
 
 # ---------------------------------------------------------------------------- settings
-def load_checked_checkpoint(path):
-    from ..checkpoint import load_checkpoint
-
-    checkpoint = load_checkpoint(path)
-    checkpoint.require_finite()
-    return checkpoint
-
-
 # ---------------------------------------------------------------------------- the authors' targets
 def authors_targets(rewards, values, next_values, terminated, truncated, segment_end,
                     gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,47 +153,6 @@ def authors_mre(target: str, prediction, y, mask, old_values=None, clip_epsilon:
 
 
 # ---------------------------------------------------------------------------- rollout helpers
-def complete_episode_mask(rollout) -> np.ndarray:
-    """True for samples whose trajectory segment ends by termination or the time limit
-    (not by the stream's cut)."""
-    ends = np.asarray(rollout.segment_end, bool)
-    finished = np.asarray(rollout.terminated, bool) | np.asarray(rollout.truncated, bool)
-    mask = np.zeros(ends.size, bool)
-    current = False
-    for t in range(ends.size - 1, -1, -1):
-        if ends[t]:
-            current = bool(finished[t])
-        mask[t] = current
-    return mask
-
-
-def segment_bookkeeping(rollout, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(bootstrap_weight, episode_step) per sample of one stream.
-
-    bootstrap_weight[t] = γ^(e−t+1) where e is the end of t's trajectory segment and the
-    segment ends without termination (R_t then contains γ^(e−t+1) V(s_{e+1})); 0 where the
-    segment terminates.  episode_step[t] = steps since the episode's reset.
-    """
-    ends = np.asarray(rollout.segment_end, bool)
-    terminated = np.asarray(rollout.terminated, bool)
-    count = ends.size
-    weight = np.zeros(count)
-    step = np.zeros(count, np.int64)
-    running_weight = 0.0
-    for t in range(count - 1, -1, -1):
-        if ends[t]:
-            running_weight = 0.0 if terminated[t] else gamma
-        else:
-            running_weight *= gamma
-        weight[t] = running_weight
-    episode_step = 0
-    done_prev = np.asarray(rollout.terminated, bool) | np.asarray(rollout.truncated, bool)
-    for t in range(count):
-        step[t] = episode_step
-        episode_step = 0 if done_prev[t] else episode_step + 1
-    return weight, step
-
-
 def _restored_return(rollout, spec, gamma: float):
     """``reduce`` of a restored rollout: (discounted scaled return, bootstrapped with γ^k V(s_k)
     where it stops without termination; the first normalized observation)."""
@@ -497,17 +448,6 @@ def _cmd(args) -> None:
     mre = ds["mre"].isel(env=0, algo=0, seed=0, iteration=0)
     print(f"wrote {args.out}: held-out MRE gae={float(mre.sel(split='heldout', target='gae')):.4g} "
           f"returns={float(mre.sel(split='heldout', target='returns')):.4g}")
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..cli import nonnegative_int, positive_int
-
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file (iterNNNN.pt)")
-    parser.add_argument("--out", required=True, help="output NetCDF file")
-    parser.add_argument("--settings", help="JSON object of probe settings (config probes.<name>)")
-    parser.add_argument("--workers", type=positive_int, help="sampler worker processes (default: all cores)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="probe seed")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_parser(subparsers) -> None:
