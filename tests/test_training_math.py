@@ -131,6 +131,10 @@ def test_cosine_and_pairwise_exact():
     values, a, b = pairwise_cosine(np.array([[1, 0], [0, 1], [1, 1]]))
     np.testing.assert_allclose(values, [0, 1 / np.sqrt(2), 1 / np.sqrt(2)])
     assert list(a) == [0, 0, 1] and list(b) == [1, 2, 2]
+    # A zero vector (a rejected TRPO step) has no angle: NaN in both functions, one convention.
+    assert np.isnan(cosine_similarity([0, 0], [1, 1]))
+    values, _, _ = pairwise_cosine(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
+    assert np.isnan(values[:2]).all() and values[2] == pytest.approx(1 / np.sqrt(2))
 
 
 def test_mean_relative_error_with_guard():

@@ -5,19 +5,22 @@ import numpy as np
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b) = a·b / (‖a‖ ‖b‖) (0 if either vector is zero)."""
+    """cos(a, b) = a·b / (‖a‖ ‖b‖); NaN if either vector is zero (the angle is undefined,
+    e.g. a TRPO step whose line search accepted nothing)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom > 0 else 0.0
+    return float(a @ b / denom) if denom > 0 else float("nan")
 
 
 def pairwise_cosine(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs i < j of the rows of ``vectors`` (M, D): (values, index_a, index_b)."""
+    """All pairs i < j of the rows of ``vectors`` (M, D): (values, index_a, index_b); NaN
+    for a pair with a zero vector, as ``cosine_similarity``."""
     vectors = np.asarray(vectors, np.float64)
     norms = np.linalg.norm(vectors, axis=1)
     unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
     index_a, index_b = np.triu_indices(len(vectors), k=1)
-    return np.einsum("pd,pd->p", unit[index_a], unit[index_b]), index_a, index_b
+    values = np.einsum("pd,pd->p", unit[index_a], unit[index_b])
+    return np.where((norms[index_a] > 0) & (norms[index_b] > 0), values, np.nan), index_a, index_b
 
 
 def relative_variance(estimates: np.ndarray) -> np.ndarray:

@@ -479,7 +479,8 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
         {
             "pairwise_cosine": variable(("lambda_setting", "baseline", "sample_count", "pair"), cosine,
                                         "cosine similarity of the gradient estimates of a pair", "1"),
-            "mean_pairwise_cosine": variable(("lambda_setting", "baseline", "sample_count"), cosine.mean(-1),
+            "mean_pairwise_cosine": variable(("lambda_setting", "baseline", "sample_count"),
+                                             np.nanmean(cosine, -1) if np.isfinite(cosine).any() else cosine.mean(-1),
                                              "mean pairwise cosine similarity of the M gradient "
                                              "estimates (higher = lower variance)", "1"),
             "relative_variance": variable(("lambda_setting", "baseline", "sample_count"), variance,

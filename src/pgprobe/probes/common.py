@@ -219,8 +219,9 @@ def similarity_dataset(*, quantity: str, sample_counts: list[int], estimates: np
     ref_norm = float(np.linalg.norm(reference))
     norms = np.linalg.norm(estimates, axis=-1)
     ref_unit = reference / ref_norm if ref_norm > 0 else reference
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ref_cos = np.where(norms > 0, estimates @ ref_unit / np.where(norms > 0, norms, 1.0), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):    # undefined (NaN) for a zero vector
+        ref_cos = np.where((norms > 0) & (ref_norm > 0), estimates @ ref_unit / np.where(norms > 0, norms, 1.0),
+                           np.nan)
     pairs = [pairwise_cosine(estimates[s]) for s in range(count_s)]
     pair_values = np.stack([p[0] for p in pairs]) if count_m > 1 else np.zeros((count_s, 0))
     index_a, index_b = np.triu_indices(count_m, k=1)
@@ -230,11 +231,13 @@ def similarity_dataset(*, quantity: str, sample_counts: list[int], estimates: np
                                     f"cosine similarity between two independent {q} estimates", "1"),
         "reference_cosine": variable(("sample_count", "estimate"), ref_cos,
                                      f"cosine similarity between a {q} estimate and the reference {q}", "1"),
-        "mean_pairwise_cosine": variable(("sample_count",), pair_values.mean(1) if pair_values.size else
+        "mean_pairwise_cosine": variable(("sample_count",), _nanmean(pair_values) if pair_values.size else
                                          np.full(count_s, np.nan),
-                                         f"mean pairwise cosine similarity of the {q} estimates", "1"),
-        "mean_reference_cosine": variable(("sample_count",), ref_cos.mean(1),
-                                          f"mean cosine similarity of the {q} estimates with the reference", "1"),
+                                         f"mean pairwise cosine similarity of the {q} estimates (pairs "
+                                         "with a zero vector, undefined, left out)", "1"),
+        "mean_reference_cosine": variable(("sample_count",), _nanmean(ref_cos),
+                                          f"mean cosine similarity of the {q} estimates with the reference "
+                                          "(zero vectors left out)", "1"),
         "estimate_norm": variable(("sample_count", "estimate"), norms, f"Euclidean norm of the {q} estimate",
                                   "parameter units"),
         "relative_variance": variable(("sample_count",), relative_variance(estimates),
@@ -266,6 +269,14 @@ def similarity_dataset(*, quantity: str, sample_counts: list[int], estimates: np
         "estimate_b": variable(("pair",), index_b.astype(np.int64), "second estimate of the pair", "1"),
     })
     return ds
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the finite entries (NaN where there is none)."""
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite.any(-1), np.where(finite, values, 0.0).sum(-1) / finite.sum(-1), np.nan)
 
 
 def mean_or_nan(values) -> float:

@@ -67,6 +67,8 @@ import torch
 import xarray as xr
 
 from ..errors import PgprobeError
+from ..stats import cosine_similarity
+from .common import derived_seed
 
 KIND = "landscapes"
 
@@ -183,10 +185,6 @@ def shard_points(settings: dict, shard: int, shard_count: int) -> list[tuple[int
 
 # ----------------------------------------------------------------------------- directions
 
-def _seed_int(key: tuple) -> int:
-    return int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] % (2 ** 63))
-
-
 @dataclasses.dataclass
 class Directions:
     """The plane: θ_0, one update step (and its batch) per regime, and the random direction."""
@@ -232,7 +230,7 @@ def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
     for count in settings["step_sample_counts"]:
         batch = step_batch(ckpt, count, seed, workers, f"step batch {count}" if progress else None)
         with single_torch_thread():
-            step = update_step(ckpt, batch, _seed_int((seed, ckpt.seed, ckpt.iteration,
+            step = update_step(ckpt, batch, derived_seed((seed, ckpt.seed, ckpt.iteration,
                                                        PURPOSE_STEP_UPDATE, count)))
         steps.append(np.asarray(step, np.float64))
         batches.append(batch)
@@ -483,7 +481,7 @@ def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
             "mean_kl": variable(("point",), kls, "mean KL(pi_0 || pi_theta) over the step batch's states", "nat"),
             "step_norm": variable(("regime",), [float(np.linalg.norm(s)) for s in directions.steps],
                                   "l2 norm of the update step theta' - theta_0", "1"),
-            "step_random_cosine": variable(("regime",), [_cosine(s, directions.random_direction)
+            "step_random_cosine": variable(("regime",), [cosine_similarity(s, directions.random_direction)
                                                          for s in directions.steps],
                                            "cosine similarity of the update step and the random direction", "1"),
         },
@@ -497,11 +495,6 @@ def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
                           env=ckpt.env_id, algo=ckpt.algo, training_seed=int(ckpt.seed),
                           iteration=int(ckpt.iteration))
     return ds
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
 
 
 def _surrogate_long_name(algo: str) -> str:
