@@ -18,6 +18,10 @@ from pgprobe.datasets import add_run_coords, provenance, variable, write_netcdf
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+# config.probes.NAME comes from the package, as the workflow inserts it (common.smk)
+SCHEMA["properties"]["probes"]["properties"] = {
+    name: {**spec, "properties": {k: v for k, v in spec["properties"].items() if "x-set-by" not in v}}
+    for name, spec in yaml.safe_load((REPO / "src/pgprobe/probes/settings.schema.yaml").read_text()).items()}
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA) if "$schema" not in SCHEMA or "2020" in SCHEMA["$schema"] \
     else jsonschema.validators.validator_for(SCHEMA)(SCHEMA)

@@ -151,10 +151,24 @@ def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_parse_settings_defaults():
-    assert values.parse_settings(None, values.DEFAULTS, values.SETTING_KINDS, "values") == values.DEFAULTS
-    with pytest.raises(PgprobeError):
-        values.parse_settings({"true_value_states": -1}, values.DEFAULTS, values.SETTING_KINDS, "values")
+def test_probe_settings_have_one_source():
+    """Defaults, types and ranges of probe settings live in probes/settings.schema.yaml only:
+    the CLI reads them there and the workflow inserts them as config.probes.NAME."""
+    from pathlib import Path
+
+    import yaml
+
+    from pgprobe.probes import common
+
+    repo = Path(__file__).resolve().parents[1]
+    workflow = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert workflow["properties"]["probes"]["properties"] == {}
+    schema = common.settings_schemas()["values"]["properties"]
+    assert values.check_settings(None) == {key: spec["default"] for key, spec in schema.items()}
+    with pytest.raises(PgprobeError, match="'true_value_states' = -1: expected a non-negative integer"):
+        values.check_settings({"true_value_states": -1})
+    with pytest.raises(PgprobeError, match="'max_bootstrap_weight' = NaN: expected a number in"):
+        values.check_settings('{"max_bootstrap_weight": NaN}')
 
 
 def test_figures_plot_the_dataset_mres(tmp_path, hopper_values, hopper_ppo_run, saved_figures):

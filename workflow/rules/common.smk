@@ -97,14 +97,32 @@ def validate_config(config, schema_path):
     for (section, key), message in REPLACED_KEYS.items():
         if isinstance(config.get(section), dict) and key in config[section]:
             fail(f"{section}.{key}", message)
+    with open(PACKAGE_DIR / "probes" / "settings.schema.yaml") as fh:
+        for probe, spec in yaml.safe_load(fh).items():
+            for key, setting in spec["properties"].items():
+                given = config.get("probes") if isinstance(config.get("probes"), dict) else {}
+                if "x-set-by" in setting and key in (given.get(probe) or {}):
+                    fail(f"probes.{probe}.{key}", f"is set by the workflow from {setting['x-set-by']}: set that instead")
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
+    schema["properties"]["probes"]["properties"] = probe_settings_schemas()
     validator = _defaults_validator()(schema)
     errors = list(validator.iter_errors(config))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         fail(*_schema_error(error))
     _validate_semantics(config)
+
+
+def probe_settings_schemas() -> dict:
+    """config.probes.NAME's schema: the package's probes/settings.schema.yaml (the one source
+    of every probe setting), less the keys the workflow sets from other config keys
+    (``x-set-by``: shard counts from sharding.NAME, the seed from probe_seed)."""
+    with open(PACKAGE_DIR / "probes" / "settings.schema.yaml") as fh:
+        schemas = yaml.safe_load(fh)
+    for schema in schemas.values():
+        schema["properties"] = {key: spec for key, spec in schema["properties"].items() if "x-set-by" not in spec}
+    return schemas
 
 
 def checkpoint_schedule(training) -> list:
@@ -171,10 +189,6 @@ def _validate_semantics(config):
                         resolve_hyperparameters(env, algo, training_overrides({"training": section}, env, algo))
                     except PgprobeError as exc:
                         fail("sample_regime", f"{env} {algo} steps {steps} scale {scale:g}: {exc}")
-    for probe, count in config["sharding"].items():
-        key = SHARD_COUNT_SETTING.get(probe)
-        if key and key in config["probes"].get(probe, {}):
-            fail(f"probes.{probe}.{key}", f"set the shard count with sharding.{probe}")
     _validate_probe_settings(config)
     make = config["figures"]["make"]
     if make != "all":
@@ -230,9 +244,7 @@ def cached(kind, inputs, modules, compute):
 
 # Each probe module's own settings check (cross-key constraints the schema cannot express,
 # e.g. min_sample_count <= max_sample_count), run at parse time so no job starts with them.
-PROBE_SETTINGS_CHECK = {"gradients": "resolve_settings", "steps": "resolve_settings",
-                        "baselines": "checked_settings", "landscapes": "validate_settings",
-                        "values": "parse_settings"}
+PROBE_SETTINGS_CHECK = {probe: "check_settings" for probe in PROBES}
 
 
 def _probe_settings_problem(probe, settings):
@@ -249,10 +261,7 @@ def _probe_settings_problem(probe, settings):
     if check is None:
         return None
     try:
-        if probe == "values":
-            check(settings, probe_module.DEFAULTS, probe_module.SETTING_KINDS, probe)
-        else:
-            check(settings)
+        check(settings)
     except PgprobeError as exc:
         message = str(exc)
         for prefix in (f"probes.{probe} ", f"probes.{probe}: ", f"{probe} settings: "):

@@ -94,37 +94,14 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
-from .common import add_common_arguments, load_checked_checkpoint, parse_settings, segment_bookkeeping
+from .common import add_common_arguments, defaults, load_checked_checkpoint, parse_settings, segment_bookkeeping
 
 PURPOSE_ESTIMATES = 301
 PURPOSE_REFERENCE = 302
 PURPOSE_FIT = 303
 LAMBDA_SETTINGS = ["paper", "matched"]
 
-DEFAULTS = {
-    "sample_counts": [512, 2048, 8192],   # N, state-action pairs per estimate
-    "estimates": 8,                       # M estimates per N (M(M-1)/2 pairs)
-    "normalize_advantages": True,         # eq. (15), as PPO/TRPO normalize
-    "true_value_streams": 32,             # reference streams (paper: 5e6 pairs in all)
-    "true_value_stream_steps": 2048,      # steps per reference stream
-    "true_value_validation_streams": 4,   # last streams held out of the fit (fit error)
-    "true_value_shards": 1,               # shards for baselines-shard / --shards
-    "true_value_epochs": 40,              # Adam epochs over the reference sample
-    "true_value_minibatch": 256,          # samples per Adam step
-    "true_value_lr": 0.001,               # Adam learning rate (linearly annealed to 0)
-    "max_bootstrap_weight": 0.05,         # drop fit samples whose return leans on V more
-    "zero_baseline_lambda": 1.0,          # zero baseline: GAE with V ≡ 0 and this λ (1: returns)
-    "advantage_lambda": None,             # λ of the other baselines' GAE (null: the checkpoint's)
-    "chunk_size": 16,                     # streams stepped in lockstep
-}
-SETTING_KINDS = {
-    "sample_counts": "pos_int_list", "estimates": "pos_int", "normalize_advantages": "bool",
-    "true_value_streams": "pos_int", "true_value_stream_steps": "pos_int",
-    "true_value_validation_streams": "pos_int", "true_value_shards": "pos_int",
-    "true_value_epochs": "pos_int", "true_value_minibatch": "pos_int", "true_value_lr": "pos_float",
-    "max_bootstrap_weight": "unit", "chunk_size": "pos_int", "zero_baseline_lambda": "unit",
-    "advantage_lambda": "unit_or_null",
-}
+DEFAULTS = defaults("baselines")   # settings.schema.yaml: the one source
 # Settings that define the reference sample (a shard file must match them).
 REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_shards",
                   "max_bootstrap_weight", "chunk_size"]
@@ -133,7 +110,7 @@ REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_s
 def checked_settings(given, reference_only: bool = False) -> dict:
     """DEFAULTS merged with ``given``, checked; ``reference_only`` (a baselines-shard job,
     which is given only REFERENCE_KEYS) skips the checks of keys it does not read."""
-    settings = parse_settings(given, DEFAULTS, SETTING_KINDS, "baselines")
+    settings = parse_settings(given, "baselines")
     if reference_only:
         _check_reference_shards(settings)
         return settings
@@ -579,3 +556,6 @@ def add_parser(subparsers) -> None:
     add_common_arguments(shard)
     shard.add_argument("--shard", required=True, type=nonnegative_int, help="shard index K")
     shard.set_defaults(func=_cmd_shard)
+
+
+check_settings = checked_settings

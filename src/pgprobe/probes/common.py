@@ -17,8 +17,10 @@ episode bookkeeping and the sample-count-grid dataset.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -26,36 +28,58 @@ import xarray as xr
 from ..errors import PgprobeError
 
 # ---------------------------------------------------------------------------- settings
-def _int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+SETTINGS_SCHEMA_PATH = Path(__file__).with_name("settings.schema.yaml")
+_SCHEMAS: dict | None = None
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def settings_schemas() -> dict:
+    """{probe: JSON schema of its settings}: src/pgprobe/probes/settings.schema.yaml, the one
+    source of every probe setting's type, range, default and meaning (the workflow's config
+    schema inserts the same entries as probes.NAME)."""
+    global _SCHEMAS
+    if _SCHEMAS is None:
+        import yaml
+
+        with open(SETTINGS_SCHEMA_PATH) as fh:
+            _SCHEMAS = yaml.safe_load(fh)
+    return _SCHEMAS
 
 
-# kind -> (test, what was expected)
-SETTING_KINDS = {
-    "pos_int": (lambda v: _int(v) and v > 0, "a positive integer"),
-    "nonneg_int": (lambda v: _int(v) and v >= 0, "a non-negative integer"),
-    "pos_float": (lambda v: _number(v) and v > 0, "a positive number"),
-    "unit": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "unit_or_null": (lambda v: v is None or (_number(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "pos_int_list": (lambda v: isinstance(v, list) and len(v) > 0 and all(_int(x) and x > 0 for x in v),
-                     "a non-empty list of positive integers"),
-    "pos_int_list_or_null": (lambda v: v is None or (isinstance(v, list) and len(v) > 0
-                                                     and all(_int(x) and x > 0 for x in v)),
-                             "null or a non-empty list of positive integers"),
-}
+def defaults(probe: str) -> dict:
+    """Every setting of ``probe`` at its default."""
+    return {key: copy.deepcopy(spec.get("default")) for key, spec in settings_schemas()[probe]["properties"].items()}
 
 
-def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dict:
-    """Merge a JSON object (string or dict) over ``defaults``.
+def _expected(spec: dict) -> str:
+    """What a setting's schema admits, in words (for the one-line error)."""
+    kinds = spec.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    prefix = "null or " if "null" in kinds else ""
+    kind = next(k for k in kinds if k != "null")
+    if kind == "boolean":
+        return prefix + "true or false"
+    if kind == "array":
+        item = spec.get("items", {})
+        of = "positive integers" if item.get("type") == "integer" and item.get("minimum") == 1 else "values"
+        return prefix + f"a non-empty list of {of}"
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if kind == "integer":
+        words = {1: "a positive integer", 0: "a non-negative integer"}.get(low, f"an integer >= {low}" if low is not None
+                                                                          else "an integer")
+        return prefix + words
+    if spec.get("exclusiveMinimum") == 0:
+        return prefix + "a positive number"
+    if low is not None and high is not None:
+        return prefix + f"a number in [{low:g}, {high:g}]"
+    return prefix + "a finite number"
 
-    ``kinds[key]`` names an entry of ``SETTING_KINDS``.  Unknown keys, wrong types and
-    out-of-range values raise a one-line PgprobeError naming the key and the value.
-    """
+
+def parse_settings(text_or_dict, probe: str) -> dict:
+    """A probe's settings: a JSON object (string or dict) over the defaults of its schema
+    (``settings_schemas()[probe]``).  Unknown keys, wrong types and out-of-range values
+    raise a one-line PgprobeError naming the key, the value and what was expected."""
+    from jsonschema import Draft7Validator
+
     if text_or_dict is None:
         given = {}
     elif isinstance(text_or_dict, dict):
@@ -68,15 +92,21 @@ def parse_settings(text_or_dict, defaults: dict, kinds: dict, probe: str) -> dic
         if not isinstance(given, dict):
             raise PgprobeError(f"--settings must be a JSON object of probes.{probe} keys, "
                                f"got {type(given).__name__}")
-    unknown = sorted(set(given) - set(defaults))
+    schema = settings_schemas()[probe]
+    properties = schema["properties"]
+    unknown = sorted(set(given) - set(properties))
     if unknown:
         raise PgprobeError(f"unknown probes.{probe} setting {unknown[0]!r}: expected one of "
-                           f"{', '.join(sorted(defaults))}")
-    settings = {**defaults, **given}
-    for key, value in settings.items():
-        test, expected = SETTING_KINDS[kinds[key]]
-        if not test(value):
-            raise PgprobeError(f"probes.{probe} setting {key!r} = {json.dumps(value)}: expected {expected}")
+                           f"{', '.join(sorted(properties))}")
+    settings = {**defaults(probe), **given}
+    errors = sorted(Draft7Validator(schema).iter_errors(settings), key=lambda e: list(e.absolute_path))
+    bad = [e.absolute_path[0] for e in errors if e.absolute_path]
+    bad += [key for key, value in settings.items()                  # NaN / inf pass min/max checks
+            if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        key = sorted(bad)[0]
+        raise PgprobeError(f"probes.{probe} setting {key!r} = {json.dumps(settings[key])}: "
+                           f"expected {_expected(properties[key])}")
     return settings
 
 

@@ -67,29 +67,13 @@ from .. import gradient_model
 PURPOSE_ESTIMATE = 101
 PURPOSE_REFERENCE = 102
 
-DEFAULTS = {
-    "sample_counts": None,           # explicit grid (list of ints); null: doubling grid below
-    "min_sample_count": 1024,        # doubling grid: min · 2^k ≤ max
-    "max_sample_count": 16384,
-    "estimates": 10,                 # independent estimates per sample count (M)
-    "reference_samples": 131072,     # state-action pairs behind the reference gradient
-    "reference_stream_steps": 2048,  # steps per reference stream
-    "reference_shards": 1,           # shards the workflow splits the reference into
-    "chunk_size": 8,                 # streams stepped in lockstep per worker task
-    "seed": 0,                       # probe seed (--seed overrides)
-}
-SETTING_KINDS = {
-    "sample_counts": "pos_int_list_or_null", "min_sample_count": "pos_int",
-    "max_sample_count": "pos_int", "estimates": "pos_int", "reference_samples": "pos_int",
-    "reference_stream_steps": "pos_int", "reference_shards": "pos_int", "chunk_size": "pos_int",
-    "seed": "nonneg_int",
-}
+DEFAULTS = common.defaults("gradients")   # settings.schema.yaml: the one source
 # Settings that define the reference sample: shards must agree on them to be gathered.
 REFERENCE_KEYS = ("reference_samples", "reference_stream_steps", "reference_shards", "chunk_size", "seed")
 
 
 def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
-    settings = common.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "gradients")
+    settings = common.parse_settings(text_or_dict, "gradients")
     if seed is not None:
         settings["seed"] = int(seed)
     common.sample_count_grid(settings)  # validates min ≤ max
@@ -328,3 +312,6 @@ def add_parser(subparsers) -> None:
     shard.add_argument("--shard", required=True, type=nonnegative_int,
                        help="shard index K, 0 ≤ K < settings.reference_shards")
     shard.set_defaults(func=_cmd_shard)
+
+
+check_settings = resolve_settings

@@ -58,7 +58,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 
@@ -68,29 +67,11 @@ import xarray as xr
 
 from ..errors import PgprobeError
 from ..stats import cosine_similarity
-from .common import derived_seed
+from .common import defaults, derived_seed, parse_settings
 
 KIND = "landscapes"
 
-DEFAULTS = {
-    # Step-direction axis α (units of one full update step).
-    "alpha_min": 0.0,
-    "alpha_max": 2.0,
-    "alpha_points": 5,
-    # Random-direction axis β (units of the random direction, ℓ2 norm random_direction_norm).
-    "beta_min": -1.0,
-    "beta_max": 1.0,
-    "beta_points": 5,
-    # State-action pairs used for the update step: the normal regime and a higher one.
-    "step_sample_counts": [2048, 20480],
-    # True reward from the first T episodes for each T; max(...) episodes per grid point.
-    "trajectory_counts": [1, 3, 10],
-    "random_direction_norm": 1.0,
-    # Episodes stepped in lockstep per batched policy evaluation.
-    "chunk_size": 16,
-    # Guard against episodes that never end (environments without a time limit).
-    "max_episode_steps": 100000,
-}
+DEFAULTS = defaults("landscapes")   # settings.schema.yaml: the one source
 
 # The paper's sizes (SLURM scale): ~10^6 state-action pairs per true-reward point
 # (1000 Hopper/Walker/Humanoid episodes of <= 1000 steps), the 2K regime versus a
@@ -114,54 +95,31 @@ PURPOSE_STEP_UPDATE = 5102
 PURPOSE_RANDOM_DIRECTION = 5103
 PURPOSE_TRUE_REWARD = 5104
 
-_FLOAT_KEYS = ("alpha_min", "alpha_max", "beta_min", "beta_max", "random_direction_norm")
-_POSITIVE_INT_KEYS = ("alpha_points", "beta_points", "chunk_size", "max_episode_steps")
-_INT_LIST_KEYS = ("step_sample_counts", "trajectory_counts")
-
-
 # ----------------------------------------------------------------------------- settings
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def validate_settings(settings: dict | None) -> dict:
-    """DEFAULTS updated with ``settings``; PgprobeError naming the first bad key."""
-    settings = {} if settings is None else settings
-    if not isinstance(settings, dict):
-        raise PgprobeError(f"landscapes settings: expected a JSON object, got {type(settings).__name__}")
-    for key in settings:
-        if key not in DEFAULTS:
-            raise PgprobeError(f"landscapes settings: unknown key {key!r}: expected one of "
-                               f"{', '.join(sorted(DEFAULTS))}")
-    merged = {**DEFAULTS, **settings}
-    for key in _FLOAT_KEYS:
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a finite number")
-        merged[key] = float(value)
-    for key in _POSITIVE_INT_KEYS:
-        value = merged[key]
-        if not _is_int(value) or value <= 0:
-            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a positive integer")
-        merged[key] = int(value)
-    for key in _INT_LIST_KEYS:
-        value = merged[key]
-        if (not isinstance(value, (list, tuple)) or not value
-                or not all(_is_int(v) and v > 0 for v in value)):
-            raise PgprobeError(f"landscapes settings: {key}={value!r}: expected a non-empty list "
-                               "of positive integers")
-        if len(set(value)) != len(value):
-            raise PgprobeError(f"landscapes settings: {key}={value!r}: values must be distinct")
-        merged[key] = sorted(int(v) for v in value)
-    if merged["random_direction_norm"] <= 0:
-        raise PgprobeError(f"landscapes settings: random_direction_norm="
-                           f"{merged['random_direction_norm']!r}: expected a positive number")
+def validate_settings(settings) -> dict:
+    """The landscapes probe's settings (``common.parse_settings``) plus what one key cannot
+    say alone: distinct regimes and trajectory counts, min <= max on each axis."""
+    merged = parse_settings(settings, "landscapes")
+    for key in ("step_sample_counts", "trajectory_counts"):
+        if len(set(merged[key])) != len(merged[key]):
+            raise PgprobeError(f"probes.landscapes setting {key!r} = {json.dumps(merged[key])}: "
+                               "expected distinct values")
+        merged[key] = sorted(int(v) for v in merged[key])
+    for key in ("alpha_min", "alpha_max", "beta_min", "beta_max", "random_direction_norm"):
+        merged[key] = float(merged[key])
     for axis in ("alpha", "beta"):
         if merged[f"{axis}_min"] > merged[f"{axis}_max"]:
-            raise PgprobeError(f"landscapes settings: {axis}_min={merged[f'{axis}_min']!r} is greater "
-                               f"than {axis}_max={merged[f'{axis}_max']!r}")
+            raise PgprobeError(f"probes.landscapes setting {axis}_min = {merged[f'{axis}_min']!r} is greater "
+                               f"than {axis}_max = {merged[f'{axis}_max']!r}")
     return merged
+
+
+check_settings = validate_settings
 
 
 def grid_axes(settings: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +188,7 @@ def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
     for count in settings["step_sample_counts"]:
         batch = step_batch(ckpt, count, seed, workers, f"step batch {count}" if progress else None)
         with single_torch_thread():
-            step = update_step(ckpt, batch, derived_seed((seed, ckpt.seed, ckpt.iteration,
+            step = update_step(ckpt, batch, derived_seed(*(seed, ckpt.seed, ckpt.iteration,
                                                        PURPOSE_STEP_UPDATE, count)))
         steps.append(np.asarray(step, np.float64))
         batches.append(batch)
@@ -599,13 +557,7 @@ def run(ckpt, settings: dict, seed: int, workers: int | None = None, progress: b
 # ----------------------------------------------------------------------------- CLI
 
 def _parse_settings(text: str | None) -> dict:
-    if text is None:
-        return validate_settings({})
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PgprobeError(f"--settings is not valid JSON: {exc.msg}") from None
-    return validate_settings(data)
+    return validate_settings(text)
 
 
 def _check_out(path: str) -> None:

@@ -56,25 +56,11 @@ PURPOSE_ESTIMATE = 111
 PURPOSE_REFERENCE = 112
 PURPOSE_UPDATE_SEED = 113
 
-DEFAULTS = {
-    "sample_counts": None,           # explicit grid (list of ints); null: doubling grid
-    "min_sample_count": 1024,
-    "max_sample_count": 8192,
-    "estimates": 10,
-    "reference_samples": 65536,      # samples in the reference step's batch
-    "reference_stream_steps": 2048,
-    "chunk_size": 8,
-    "seed": 0,
-}
-SETTING_KINDS = {
-    "sample_counts": "pos_int_list_or_null", "min_sample_count": "pos_int",
-    "max_sample_count": "pos_int", "estimates": "pos_int", "reference_samples": "pos_int",
-    "reference_stream_steps": "pos_int", "chunk_size": "pos_int", "seed": "nonneg_int",
-}
+DEFAULTS = common.defaults("steps")   # settings.schema.yaml: the one source
 
 
 def resolve_settings(text_or_dict, seed: int | None = None) -> dict:
-    settings = common.parse_settings(text_or_dict, DEFAULTS, SETTING_KINDS, "steps")
+    settings = common.parse_settings(text_or_dict, "steps")
     if seed is not None:
         settings["seed"] = int(seed)
     common.sample_count_grid(settings)
@@ -172,3 +158,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=_cmd_steps)
 
 
+
+
+check_settings = resolve_settings

@@ -69,8 +69,8 @@ import xarray as xr
 
 from ..advantages import discounted_returns, gae
 from ..errors import PgprobeError
-from .common import (add_common_arguments, complete_episode_mask, load_checked_checkpoint, parse_settings,
-                     segment_bookkeeping)
+from .common import (add_common_arguments, complete_episode_mask, defaults, load_checked_checkpoint,
+                     parse_settings, segment_bookkeeping)
 
 PURPOSE_HELDOUT = 201
 PURPOSE_TRUE_VALUE = 202
@@ -89,26 +89,14 @@ MRE_FORMULAS = {
     "returns_authors": "mean |V-y| / |y| over non-terminal samples, no floor, as the authors' value_loss_returns",
 }
 
-DEFAULTS = {
-    "heldout_streams": 4,            # independent held-out streams
-    "heldout_steps": 2048,           # steps per held-out stream
-    "max_bootstrap_weight": 0.05,    # returns/true_value MRE: keep samples with γ^k ≤ this
-    "true_value_states": 32,         # held-out states with a restored-rollout V^π (0: off)
-    "true_value_rollouts": 8,        # rollouts averaged per state
-    "true_value_horizon": 300,       # max steps per restored rollout (γ^300 ≈ 0.049)
-    "chunk_size": 16,                # streams / restored rollouts stepped in lockstep
-}
-
-# How each DEFAULTS key is checked: "pos_int", "nonneg_int", "unit" (0 ≤ x ≤ 1), "pos_float",
-# "bool", "pos_int_list".
-SETTING_KINDS = {
-    "heldout_streams": "pos_int", "heldout_steps": "pos_int", "max_bootstrap_weight": "unit",
-    "true_value_states": "nonneg_int", "true_value_rollouts": "pos_int",
-    "true_value_horizon": "pos_int", "chunk_size": "pos_int",
-}
+DEFAULTS = defaults("values")   # settings.schema.yaml: the one source
 
 
-# ---------------------------------------------------------------------------- settings
+def check_settings(given) -> dict:
+    """The values probe's settings (one-line PgprobeError on a bad one)."""
+    return parse_settings(given, "values")
+
+
 # ---------------------------------------------------------------------------- the authors' targets
 def authors_targets(rewards, values, next_values, terminated, truncated, segment_end,
                     gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,7 +227,7 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     from ..datasets import add_run_coords, provenance, variable
     from ..sampling import StreamSpec, sample_streams
 
-    settings = parse_settings(settings, DEFAULTS, SETTING_KINDS, "values")
+    settings = check_settings(settings)
     hp = checkpoint.hyperparameters
     gamma, lam = float(hp["gamma"]), float(hp["gae_lambda"])
     agent = checkpoint.frozen_agent()
@@ -440,7 +428,7 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
 def _cmd(args) -> None:
     from ..datasets import write_netcdf
 
-    settings = parse_settings(args.settings, DEFAULTS, SETTING_KINDS, "values")
+    settings = check_settings(args.settings)
     checkpoint = load_checked_checkpoint(args.checkpoint)
     ds = measure_values(checkpoint, settings, seed=args.seed, workers=args.workers,
                         progress=not args.no_progress)
