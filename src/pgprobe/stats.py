@@ -28,7 +28,9 @@ def relative_variance(estimates: np.ndarray) -> np.ndarray:
     tr Cov(ĝ) / ‖ḡ‖², with the unbiased covariance (1/(M−1)) Σ_i ‖ĝ_i − ḡ‖² and
     ḡ = (1/M) Σ_i ĝ_i, over the last axis of ``estimates`` (..., M, P) → (...).  This is
     the "empirical variance" of Figures 1 and 4 as a number (the pairwise cosine is its
-    proxy); scale-free, 0 for identical estimates, NaN when ḡ = 0 or M < 2."""
+    proxy); scale-free, 0 for identical estimates, NaN when ḡ = 0 or M < 2.  When the
+    estimates are noise around a small mean, ‖ḡ‖² ≈ tr Cov / M and the ratio approaches M
+    (the value says the M-estimate mean is noise, not only that each estimate is)."""
     estimates = np.asarray(estimates, np.float64)
     count = estimates.shape[-2]
     if count < 2:

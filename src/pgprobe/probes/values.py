@@ -20,8 +20,11 @@ of the checkpoint's value net V against three targets y:
 * ``undiscounted_returns`` (held-out only, diagnostic): Σ_k r_{t+k}, the undiscounted scaled
   reward-to-go of the rest of the episode, on complete episodes only (terminated or ended by
   the time limit; the stream's cut last trajectory is excluded).  The value net does not
-  estimate this quantity (it targets the γ-discounted value); it is kept because an MRE of
-  the paper's size (~50%) appears against it, not against discounted returns.
+  estimate this quantity (it targets the γ-discounted value).
+* ``gae_authors`` / ``returns_authors``: the targets and MRE formulas of the paper's code
+  (``authors_targets``, ``authors_mre``): the time limit is a terminal, returns are not
+  bootstrapped where the stream cuts the last trajectory.  Under them the returns MRE has
+  the paper's ≈50% size (README, "Figure 3's returns MRE").
 * ``true_value`` (held-out only, beyond the paper): V^π(s_t) estimated by restoring the
   full simulator state of s_t (``pgprobe.envs.RestorePoint``: MuJoCo's integration state,
   with the previous step replayed so that derived data such as Humanoid's cfrc_ext are the
