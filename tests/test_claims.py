@@ -150,3 +150,17 @@ def test_cli_writes_dataset_and_table(tmp_path, capsys):
     assert "expected 'values'" in capsys.readouterr().err
     with pytest.raises(PgprobeError, match="unknown claims setting 'resample'"):
         claims.check_settings({"resample": 3})
+
+
+def test_a_single_number_is_inconclusive():
+    """One run of the sample-regime grid: a spread of 0.9 over a 0.1 threshold, but one
+    number has no uncertainty to judge it by."""
+    parts = []
+    for steps, final in ((2048, 1000.0), (8192, 3000.0)):
+        ds = xr.Dataset({"mean_return": (("iteration",), np.full(10, final))}, coords={"iteration": np.arange(1, 11)})
+        ds = ds.expand_dims(env=["Hopper-v5"], algo=["ppo"], seed=[0], steps_per_iteration=[steps], lr_scale=[1.0])
+        parts.append(ds)
+    ds = claims.evaluate({"sample_regime": xr.combine_by_coords(parts)}, SETTINGS)
+    row = _row(ds, "C7")
+    assert float(row["statistic"]) == pytest.approx(1.0)
+    assert row["verdict"].item() == "inconclusive"

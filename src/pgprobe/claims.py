@@ -13,7 +13,8 @@ bootstrap (``resamples`` replicates): units are drawn with replacement, and with
 drawn unit its raw values too, so a study with one seed still carries the sampling noise
 of its estimates, and seeds and checkpoints add theirs.
 
-Verdict against the claim's threshold t and direction: for "<" (the claim says the
+A claim resting on one number (one unit with one value: nothing to resample) is
+*inconclusive*, whatever the number.  Verdict against the claim's threshold t and direction: for "<" (the claim says the
 statistic is below t) *reproduced* if the CI's upper end is below t, *contradicted* if its
 lower end is above t, else *inconclusive at this sample size*; ">" mirrored.  A claim whose
 data are missing from the study is *not measured*.
@@ -216,7 +217,15 @@ def _correlation(run, settings) -> np.ndarray:
 
 
 def _agreement_early(ds, settings):
-    return [(label, {"a": pair["a"]}) for label, pair in _early_late(ds, settings, lambda r: _correlation(r, settings))]
+    """Per (env, algo, seed): the correlation at its earliest trained checkpoint."""
+    out = []
+    for label, run in _runs(ds, ["env", "algo", "seed"]):
+        values = [(int(i), _correlation(run.sel(iteration=i), settings)) for i in run["iteration"].values]
+        values = [(i, v) for i, v in values if v.size]
+        trained = [(i, v) for i, v in values if i > 0] or values
+        if trained:
+            out.append((f"{label} iter {trained[0][0]}", {"a": trained[0][1]}))
+    return out
 
 
 def _agreement_drop(ds, settings):
@@ -326,14 +335,19 @@ def evaluate(datasets: dict, settings: dict | None = None) -> xr.Dataset:
     rows = []
     for i, claim in enumerate(CLAIMS):
         ds = datasets.get(claim.dataset)
-        units = claim.units(ds, settings) if ds is not None else []
+        try:
+            units = claim.units(ds, settings) if ds is not None else []
+        except KeyError:   # a dataset of an older pgprobe without the claim's variable
+            units = []
         threshold = float(claim.threshold(settings))
         if not units:
             rows.append((claim, math.nan, math.nan, math.nan, threshold, "not measured", 0, ""))
             continue
         stat, low, high = bootstrap(units, settings["resamples"], settings["seed"] + i)
-        rows.append((claim, stat, low, high, threshold, verdict(low, high, claim.direction, threshold),
-                     len(units), "; ".join(label for label, _ in units)))
+        judged = verdict(low, high, claim.direction, threshold)
+        if len(units) < 2 and all(np.size(raw) < 2 for _, groups in units for raw in groups.values()):
+            judged = "inconclusive"   # one number: nothing to resample, no uncertainty known
+        rows.append((claim, stat, low, high, threshold, judged, len(units), "; ".join(label for label, _ in units)))
     col = lambda k: [r[k] for r in rows]  # noqa: E731
     ds = xr.Dataset(
         {
