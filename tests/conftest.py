@@ -104,3 +104,23 @@ def plotted_lines(axes, point_count: int) -> list:
 
     lines = [(np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)) for line in axes.lines]
     return [(x, y) for x, y in lines if len(x) == point_count and len(np.unique(x)) > 1]
+
+
+def random_play_observations(env_id: str, count: int = 1200):
+    """Raw observations of random play (uniform actions in [-1, 1]), every fifth one blown
+    up ×50 so that observation clipping is exercised (the import equivalence tests)."""
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(env_id)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    rows = []
+    for _ in range(count):
+        rows.append(obs)
+        obs, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        if term or trunc:
+            obs, _ = env.reset()
+    raw = np.array(rows, np.float64)
+    raw[::5] *= 50.0
+    return raw

@@ -43,18 +43,8 @@ def _agent(env_id: str, activation, hidden: int) -> tuple[CleanRLShapedAgent, in
 
 
 def _raw_observations(env_id: str, count: int = 1200) -> np.ndarray:
-    env = gym.make(env_id)
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    rows = []
-    for _ in range(count):
-        rows.append(obs)
-        obs, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
-        if term or trunc:
-            obs, _ = env.reset()
-    raw = np.array(rows, np.float64)
-    raw[::5] *= 50.0
-    return raw
+    from conftest import random_play_observations
+    return random_play_observations(env_id, count)
 
 
 @pytest.mark.parametrize("env_id,activation,hidden", [("Hopper-v5", "tanh", 64), ("Walker2d-v5", "relu", 40)])

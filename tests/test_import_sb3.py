@@ -73,20 +73,8 @@ def _import(agent: dict, env_id: str, out: Path) -> Path:
 
 
 def _raw_observations(env_id: str, count: int = 1200) -> np.ndarray:
-    """Observations of random play, every fifth one blown up so that clipping is exercised."""
-    import gymnasium as gym
-    env = gym.make(env_id)
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    rows = []
-    for _ in range(count):
-        rows.append(obs)
-        obs, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
-        if term or trunc:
-            obs, _ = env.reset()
-    raw = np.array(rows, np.float64)
-    raw[::5] *= 50.0
-    return raw
+    from conftest import random_play_observations
+    return random_play_observations(env_id, count)
 
 
 @pytest.mark.parametrize("env_id", list(AGENTS))

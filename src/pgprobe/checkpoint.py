@@ -148,25 +148,32 @@ def _numpy_tree(obj):
     return obj
 
 
+def safe_torch_load(source, where: str):
+    """``torch.load(source, weights_only=True)`` with one-line PgprobeErrors naming ``where``:
+    refused when the pickle asks for objects other than tensors and plain data (its payload
+    never runs), "truncated or corrupt" for anything else the unpickler cannot read."""
+    try:
+        with warnings.catch_warnings():   # torch warns about foreign pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise PgprobeError(f"{where} refused: it contains objects other than tensors and plain data "
+                               "(it could run code)") from None
+        raise PgprobeError(f"{where} is truncated or corrupt: {first}") from None
+    except Exception as exc:  # garbage bytes make the unpickler raise KeyError, IndexError, …
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PgprobeError(f"{where} is truncated or corrupt: {first}") from None
+
+
 def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoint:
     """Load a checkpoint safely (``weights_only=True``); one-line PgprobeError on a missing,
     truncated, corrupt or foreign file, a file that tries to unpickle code, or a mismatch."""
     path = Path(path)
     if not path.is_file():
         raise PgprobeError(f"checkpoint {str(path)!r} not found")
-    try:
-        with warnings.catch_warnings():   # torch warns about foreign pickle protocols before refusing
-            warnings.simplefilter("ignore", UserWarning)
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise PgprobeError(f"checkpoint {str(path)!r} refused: it contains objects other than "
-                               "tensors and plain data (it could run code)") from None
-        raise PgprobeError(f"checkpoint {str(path)!r} is truncated or corrupt: {first}") from None
-    except Exception as exc:  # garbage bytes make the unpickler raise KeyError, IndexError, …
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PgprobeError(f"checkpoint {str(path)!r} is truncated or corrupt: {first}") from None
+    raw = safe_torch_load(path, f"checkpoint {str(path)!r}")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PgprobeError(f"checkpoint {str(path)!r} is not a pgprobe checkpoint "
                            f"(expected format {FORMAT!r})")

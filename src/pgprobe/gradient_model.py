@@ -14,6 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def activate(h: np.ndarray, activation: str) -> np.ndarray:
+    """A hidden layer's activation in place: tanh, or ReLU max(h, 0)."""
+    if activation == "tanh":
+        return np.tanh(h, out=h)
+    return np.maximum(h, 0.0, out=h)
+
+
 class PolicyGradientModel:
     """Float64 numpy copy of a Gaussian MLP policy (tanh or ReLU) with exact ∇θ log π.
 
@@ -83,10 +90,7 @@ class PolicyGradientModel:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
             if i < last:
-                if self.activation == "tanh":
-                    np.tanh(h, out=h)
-                else:
-                    np.maximum(h, 0.0, out=h)
+                activate(h, self.activation)
             hidden.append(h)
         z = (actions - hidden[-1]) / self.std
         delta = z / self.std                      # ∂log π/∂μ, (n, act)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .gradient_model import activate
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 # Hidden-layer activations by name (checkpoint hyperparameter "activation", default "tanh").
@@ -107,11 +109,9 @@ class NumpyMLP:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
             if i < last:
-                if self.activation == "tanh":
-                    np.tanh(h, out=h)
-                else:
-                    np.maximum(h, 0.0, out=h)
+                activate(h, self.activation)
         return h
+
 
 
 def flat_params(module: nn.Module) -> torch.Tensor:

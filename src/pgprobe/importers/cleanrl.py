@@ -11,8 +11,6 @@ them (``mean``, ``var``, ``clip``; optionally ``return_var`` and ``reward_clip``
 from __future__ import annotations
 
 import math
-import pickle
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -32,18 +30,9 @@ def read_state_dict(path: Path) -> dict:
     where = f"CleanRL model {str(path)!r}"
     if not path.is_file():
         raise PgprobeError(f"{where} not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise PgprobeError(f"{where} refused: it contains objects other than tensors and plain "
-                               "data (it could run code)") from None
-        raise PgprobeError(f"{where} is truncated or corrupt: {str(exc).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise PgprobeError(f"{where} is truncated or corrupt: "
-                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    from ..checkpoint import safe_torch_load
+
+    state = safe_torch_load(path, where)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PgprobeError(f"{where} is not a state dict of tensors: expected torch.save(agent.state_dict())")
     return state

@@ -25,7 +25,6 @@ import math
 import pickle
 import pickletools
 import re
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -211,19 +210,9 @@ def _torch_member(archive: zipfile.ZipFile, name: str, where: str):
     info = archive.getinfo(name)
     if info.file_size > MAX_MEMBER_BYTES:
         raise PgprobeError(f"{where}: member {name!r} is {info.file_size} bytes: too large")
-    blob = archive.read(name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise PgprobeError(f"{where}: member {name!r} refused: it contains objects other than "
-                               "tensors and plain data (it could run code)") from None
-        raise PgprobeError(f"{where}: member {name!r} is corrupt: {str(exc).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise PgprobeError(f"{where}: member {name!r} is corrupt: "
-                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    from ..checkpoint import safe_torch_load
+
+    return safe_torch_load(io.BytesIO(archive.read(name)), f"{where}: member {name!r}")
 
 
 def read_sb3_zip(path: str | Path) -> dict:
