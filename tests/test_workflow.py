@@ -464,16 +464,25 @@ def test_off_schedule_probe_iteration_is_a_one_line_error(tmp_path):
                      "schedule (training.checkpoint_every=2, training.iterations=2: 0, 2)"], lines
 
 
-def test_parse_imports_no_torch_gymnasium_or_matplotlib(touched_study):
-    """A parse with warm caches (what every job of a cluster run does) imports none of the
-    heavy modules: the config checks that need them are cached under .snakemake/pgprobe."""
+def _heavy_modules_imported_by_parse(workdir: Path) -> list:
     code = ("import runpy, sys; sys.argv = ['snakemake', '--list-rules', '-s', %r, '--configfile', %r];"
             "\ntry: runpy.run_module('snakemake', run_name='__main__')\nexcept SystemExit: pass\n"
             "print('HEAVY', sorted(m for m in ('torch', 'gymnasium', 'matplotlib', 'mujoco') if m in sys.modules))"
             % (str(SNAKEFILE), str(TINY)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
-                            cwd=touched_study, timeout=300)
-    assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+                            cwd=workdir, timeout=300)
+    line = [line for line in result.stdout.splitlines() if line.startswith("HEAVY ")]
+    assert line, result.stdout[-2000:] + result.stderr[-2000:]
+    return eval(line[0][len("HEAVY "):])
+
+
+def test_parse_imports_no_torch_and_makes_no_environment(touched_study, tmp_path):
+    """Parsing never imports torch or MuJoCo (no environment is made).  With warm caches
+    (every job of a cluster run, every later snakemake call) it imports none of gymnasium
+    and matplotlib either: the config checks that need them are cached in .snakemake/pgprobe."""
+    assert _heavy_modules_imported_by_parse(touched_study) == []
+    cold = _heavy_modules_imported_by_parse(tmp_path)
+    assert "torch" not in cold and "mujoco" not in cold, cold
 
 
 # ---------------------------------------------------------------------------- train delivery
