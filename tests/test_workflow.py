@@ -577,7 +577,7 @@ def test_invalid_config_stops_with_one_line_naming_the_key(tmp_path, change, key
 @pytest.mark.slow
 def test_paper_preset_passes_the_workflow_checks(tmp_path):
     """The paper preset passes validation and the plan's setup (``--list-rules`` parses the
-    workflow without building the ~6700-job DAG; `snakemake -n` shows that plan)."""
+    workflow without building the ~6600-job DAG; `snakemake -n` shows that plan)."""
     result = snakemake(tmp_path, "--list-rules", config=REPO / "workflow" / "presets" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     rules = set(result.stdout.split())
