@@ -67,8 +67,9 @@ def timings(repeats: int, workdir: Path | None) -> list[tuple[str, str]]:
         walls = [snakemake(Path(tmp), "-n", "figures/fig6.pdf")[0] for _ in range(repeats)]
     rows.append(("dry run figures/fig6.pdf (empty study)", f"{statistics.median(walls):.2f}"))
     study = workdir or Path(tempfile.mkdtemp(prefix="pgprobe-finished-"))
-    if not (study / ".snakemake").is_dir():
-        touched_study(study)
+    _, plan = snakemake(study, "-n") if (study / ".snakemake").is_dir() else (None, None)
+    if plan is None or "Nothing to be done" not in plan.stdout + plan.stderr:
+        touched_study(study)      # new, or stale after a code change: record it afresh
     walls = []
     for _ in range(repeats):
         wall, result = snakemake(study)

@@ -1,18 +1,15 @@
 """What a change reruns on a finished default study: the jobs `snakemake -n` plans, per rule.
 
-    python bench/rerun_plan.py [--workdir DIR] [--time-probed-iteration]
+    python bench/rerun_plan.py [--workdir DIR]
 
 The finished study is made without running a job (bench/parse_time.py: every planned
 output created empty, then ``snakemake --touch --forceall``), so the plan is a real
 study's.  Prints one line per change: the config merged over config.yaml and the planned
-jobs.  ``--time-probed-iteration`` also prints the planned wall time of "probe one more
-iteration" from the default study's measured job times (benchmarks/ TSVs of a real run,
-``--benchmarks DIR``).
+jobs.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 import tempfile
@@ -47,12 +44,11 @@ def planned_jobs(workdir: Path, config: Path) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, help="finished default study to reuse (made if absent)")
-    parser.add_argument("--benchmarks", type=Path,
-                        help="benchmarks/ of a real default run: sum the planned jobs' measured s")
     args = parser.parse_args()
     study = args.workdir or Path(tempfile.mkdtemp(prefix="pgprobe-finished-"))
-    if not (study / ".snakemake").is_dir():
-        touched_study(study)
+    _, plan = snakemake(study, "-n") if (study / ".snakemake").is_dir() else (None, None)
+    if plan is None or "Nothing to be done" not in plan.stdout + plan.stderr:
+        touched_study(study)      # new, or stale after a code change: record it afresh
     for label, text in CHANGES.items():
         config = study / "change.yaml"
         config.write_text(text)

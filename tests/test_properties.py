@@ -44,7 +44,7 @@ def _mappings(node, path=()):
 
 POSITIVE_INT_LEAVES = [p for p, v in _leaves(DEFAULT)
                        if isinstance(v, int) and not isinstance(v, bool) and v > 0
-                       and not any(part in ("seeds", "checkpoint_iterations") for part in p)
+                       and not any(part in ("seeds", "probe_iterations") for part in p)
                        and p[0] not in ("probe_seed",)]
 MAPPINGS = [p for p in _mappings(DEFAULT)
             if not any(part in ("hyperparameters", "figures", "probe_iterations") for part in p)]

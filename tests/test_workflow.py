@@ -344,11 +344,10 @@ def probe_jobs(probe: str, count: int = 2) -> dict:
 ALL_PROBES = ["gradients", "steps", "values", "baselines", "landscapes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe, change", [
     ("gradients", {"estimates": 3}),
-    ("gradients", {"sample_counts": [64, 128]}),
     ("baselines", {"estimates": 3}),
-    ("baselines", {"sample_counts": [64, 128]}),
     ("baselines", {"true_value_validation_streams": 2}),
 ])
 def test_estimate_setting_reruns_probe_not_its_reference_shards(touched_study, probe, change):
@@ -356,9 +355,9 @@ def test_estimate_setting_reruns_probe_not_its_reference_shards(touched_study, p
     assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe, change", [
     ("gradients", {"reference_samples": 512}),
-    ("gradients", {"chunk_size": 1}),
     ("baselines", {"true_value_streams": 6}),
     ("landscapes", {"alpha_points": 3}),
 ])
@@ -367,7 +366,8 @@ def test_reference_setting_reruns_shards_probe_collect_figures(touched_study, pr
     assert counts == {**probe_jobs(probe), f"collect_{probe}": 1, **figures_of(probe), "all": 1}
 
 
-@pytest.mark.parametrize("change", [{"trajectory_counts": [1, 3]}, {"chunk_size": 1}])
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [{"trajectory_counts": [1, 3]}])
 def test_landscape_point_setting_reruns_shards_not_directions(touched_study, change):
     """The plane (update steps on large batches) depends only on DIRECTION_KEYS."""
     counts = planned(touched_study, {"probes": {"landscapes": change}})
@@ -376,6 +376,7 @@ def test_landscape_point_setting_reruns_shards_not_directions(touched_study, cha
     assert counts == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe, change", [
     ("steps", {"estimates": 3}),
     ("values", {"heldout_steps": 128}),
@@ -385,6 +386,7 @@ def test_unsharded_probe_setting_reruns_that_probe(touched_study, probe, change)
     assert counts == {f"probe_{probe}": 2, f"collect_{probe}": 1, **figures_of(probe), "all": 1}
 
 
+@pytest.mark.slow
 def test_training_hyperparameter_reruns_that_run_and_its_probes(touched_study):
     counts = planned(touched_study, {"training": {"hyperparameters": {"ppo": {"clip_epsilon": 0.3}}}})
     expected = {"training_config": 1, "train": 1, "collect_training": 1, "all": 1,
@@ -397,6 +399,7 @@ def test_training_hyperparameter_reruns_that_run_and_its_probes(touched_study):
     assert counts == expected
 
 
+@pytest.mark.slow
 def test_checkpoint_schedule_reruns_training_and_every_probe(touched_study):
     counts = planned(touched_study, {"training": {"checkpoint_every": 1}})
     assert counts["training_config"] == 2 and counts["train"] == 2 and "train_regime" not in counts
@@ -404,6 +407,7 @@ def test_checkpoint_schedule_reruns_training_and_every_probe(touched_study):
         assert counts[f"probe_{probe}"] == 2          # ppo and trpo at iteration 2
 
 
+@pytest.mark.slow
 def test_adding_a_probed_iteration_reruns_only_its_probes(touched_study):
     """Iteration 0 is on the tiny schedule (checkpoint_every 2): probing it too runs the
     probes of iteration 0, the collects and figures; no training, no probe of iteration 2."""
@@ -419,6 +423,7 @@ def test_adding_a_probed_iteration_reruns_only_its_probes(touched_study):
                          "all": 1}
 
 
+@pytest.mark.slow
 def test_figure_option_plans_only_that_figure(touched_study):
     assert planned(touched_study, {"figures": {"fig6": {"n_boot": 30}}}) == {"figure_fig6": 1, "all": 1}
 
@@ -435,6 +440,7 @@ def _edited_source(tmp_path: Path, relative: str) -> dict:
     return {"PYTHONPATH": str(src)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("relative, rules", [
     ("probes/values.py", {"probe_values"}),
     ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard"}),
@@ -455,6 +461,7 @@ def test_code_change_reruns_the_jobs_running_it(touched_study, tmp_path, relativ
             "collect_training", "collect_sample_regime", *(f"collect_{p}" for p in ALL_PROBES)}
 
 
+@pytest.mark.slow
 def test_training_code_change_reruns_training_and_everything_after(touched_study, tmp_path):
     counts = planned(touched_study, env=_edited_source(tmp_path, "train.py"))
     assert counts["train"] == 2 and counts["train_regime"] == 2
@@ -466,6 +473,7 @@ def _registry() -> dict:
     return registry()
 
 
+@pytest.mark.slow
 def test_off_schedule_probe_iteration_is_a_one_line_error(tmp_path):
     config = write_config(tmp_path, "bad.yaml", {"probe_iterations": {"default": [1]}})
     result = snakemake(tmp_path, "-n", config=config)
@@ -476,16 +484,43 @@ def test_off_schedule_probe_iteration_is_a_one_line_error(tmp_path):
                      "schedule (training.checkpoint_every=2, training.iterations=2: 0, 2)"], lines
 
 
-def test_parse_imports_no_torch_gymnasium_or_matplotlib(touched_study):
-    """A parse with warm caches (what every job of a cluster run does) imports none of the
-    heavy modules: the config checks that need them are cached under .snakemake/pgprobe."""
+def _heavy_modules_imported_by_parse(workdir: Path) -> list:
     code = ("import runpy, sys; sys.argv = ['snakemake', '--list-rules', '-s', %r, '--configfile', %r];"
             "\ntry: runpy.run_module('snakemake', run_name='__main__')\nexcept SystemExit: pass\n"
             "print('HEAVY', sorted(m for m in ('torch', 'gymnasium', 'matplotlib', 'mujoco') if m in sys.modules))"
             % (str(SNAKEFILE), str(TINY)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
-                            cwd=touched_study, timeout=300)
-    assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+                            cwd=workdir, timeout=300)
+    line = [line for line in result.stdout.splitlines() if line.startswith("HEAVY ")]
+    assert line, result.stdout[-2000:] + result.stderr[-2000:]
+    return eval(line[0][len("HEAVY "):])
+
+
+@pytest.mark.slow
+def test_parse_imports_no_torch_and_makes_no_environment(touched_study, tmp_path):
+    """Parsing never imports torch or MuJoCo (no environment is made).  With warm caches
+    (every job of a cluster run, every later snakemake call) it imports none of gymnasium
+    and matplotlib either: the config checks that need them are cached in .snakemake/pgprobe."""
+    assert _heavy_modules_imported_by_parse(touched_study) == []
+    cold = _heavy_modules_imported_by_parse(tmp_path)
+    assert "torch" not in cold and "mujoco" not in cold, cold
+
+
+@pytest.mark.slow
+def test_cached_config_checks_still_refuse_a_bad_config(tmp_path):
+    """The parse-time checks are cached (.snakemake/pgprobe/parse-cache): a second parse of
+    the same bad config in the same directory still stops with the same one line."""
+    config = write_config(tmp_path, "bad.yaml", {"probes": {"baselines": {"true_value_validation_streams": 4}}})
+    outputs = []
+    for _ in range(2):
+        result = snakemake(tmp_path, "-n", config=config)
+        assert result.returncode != 0
+        outputs.append([line for line in (result.stdout + result.stderr).splitlines()
+                        if line.strip() and not line.startswith("Config file ")])
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 1, outputs
+    assert outputs[0][0].startswith("pgprobe config error: probes.baselines: "), outputs[0]
+    assert "true_value_validation_streams" in outputs[0][0]
+    assert list((tmp_path / ".snakemake" / "pgprobe" / "parse-cache").glob("settings-baselines-*.json"))
 
 
 # ---------------------------------------------------------------------------- train delivery
@@ -580,7 +615,7 @@ def test_invalid_config_stops_with_one_line_naming_the_key(tmp_path, change, key
 @pytest.mark.slow
 def test_paper_preset_passes_the_workflow_checks(tmp_path):
     """The paper preset passes validation and the plan's setup (``--list-rules`` parses the
-    workflow without building the ~6700-job DAG; `snakemake -n` shows that plan)."""
+    workflow without building the ~6600-job DAG; `snakemake -n` shows that plan)."""
     result = snakemake(tmp_path, "--list-rules", config=REPO / "workflow" / "presets" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     rules = set(result.stdout.split())

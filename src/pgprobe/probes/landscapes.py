@@ -62,7 +62,6 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-import torch
 import xarray as xr
 
 from ..errors import PgprobeError
@@ -201,6 +200,8 @@ def compute_directions(ckpt, settings: dict, seed: int, workers: int | None,
 
 def surrogate_grid(ckpt, settings: dict, directions: Directions) -> tuple[np.ndarray, np.ndarray]:
     """(surrogate, mean KL) at every grid point, arrays (regime, α, β), on each regime's batch."""
+    import torch
+
     alphas, betas = grid_axes(settings)
     clip_epsilon = float(ckpt.hyperparameters.get("clip_epsilon") or 0.2)
     shape = (len(settings["step_sample_counts"]), len(alphas), len(betas))
@@ -267,6 +268,8 @@ def read_directions(path, ckpt, settings: dict, seed: int) -> tuple[Directions, 
 
 def perturbed_policy(ckpt, directions: Directions, regime: int, alpha: float, beta: float):
     """A copy of the checkpoint's policy at θ_0 + α d_step + β d_rand."""
+    import torch
+
     from ..policies import set_flat_params
 
     policy = copy.deepcopy(ckpt.policy)
@@ -294,6 +297,8 @@ def surrogate_and_kl(algo: str, policy, batch, old_mean: torch.Tensor, old_log_s
 
     PPO: eq. (17) with clip ε; TRPO: eq. (14).  Advantages are eq. (15)-normalized.
     """
+    import torch
+
     from ..algos.ppo import clipped_surrogate
     from ..algos.trpo import mean_kl, surrogate
 
