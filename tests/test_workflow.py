@@ -424,6 +424,10 @@ def test_adding_a_probed_iteration_reruns_only_its_probes(touched_study):
 
 
 @pytest.mark.slow
+def test_claims_setting_reruns_only_the_claims(touched_study):
+    assert planned(touched_study, {"claims": {"c1_far_below": 0.4}}) == {"claims": 1, "all": 1}
+
+
 def test_figure_option_plans_only_that_figure(touched_study):
     assert planned(touched_study, {"figures": {"fig6": {"n_boot": 30}}}) == {"figure_fig6": 1, "all": 1}
 
