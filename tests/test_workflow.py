@@ -448,8 +448,8 @@ def _edited_source(tmp_path: Path, relative: str) -> dict:
 @pytest.mark.parametrize("relative, rules", [
     ("probes/values.py", {"probe_values"}),
     ("probes/gradients.py", {"probe_gradients", "probe_gradients_shard"}),
-    ("probes/common.py", {f"probe_{p}" for p in ("gradients", "steps", "values", "baselines")}
-     | {"probe_gradients_shard", "probe_baselines_shard"}),
+    ("probes/common.py", {f"probe_{p}" for p in ("gradients", "steps", "values", "baselines", "landscapes")}
+     | {"probe_gradients_shard", "probe_baselines_shard", "probe_landscapes_shard", "probe_landscapes_directions"}),
     ("collect.py", set()),
     ("figures/values.py", set()),
 ])
