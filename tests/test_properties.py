@@ -14,14 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgprobe.collect import collect
+from pgprobe.probes.common import config_probe_schemas
 from pgprobe.datasets import add_run_coords, provenance, variable, write_netcdf
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-# config.probes.NAME comes from the package, as the workflow inserts it (common.smk)
-SCHEMA["properties"]["probes"]["properties"] = {
-    name: {**spec, "properties": {k: v for k, v in spec["properties"].items() if "x-set-by" not in v}}
-    for name, spec in yaml.safe_load((REPO / "src/pgprobe/probes/settings.schema.yaml").read_text()).items()}
+SCHEMA["properties"]["probes"]["properties"] = config_probe_schemas()   # as the workflow inserts them
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA) if "$schema" not in SCHEMA or "2020" in SCHEMA["$schema"] \
     else jsonschema.validators.validator_for(SCHEMA)(SCHEMA)

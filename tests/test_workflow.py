@@ -258,7 +258,7 @@ def test_killed_probe_shard_alone_reruns(workdir, tmp_path):
 
     dry = snakemake(wd, "-n")
     counts = job_counts(dry.stdout)
-    expected = {"probe_gradients_shard", "probe_gradients", "collect_gradients", "all"} | \
+    expected = {"probe_gradients_shard", "probe_gradients", "collect_gradients", "all", "claims"} | \
         {f"figure_{n}" for n in figure_names_using("gradients")}
     assert set(counts) == expected, counts
     assert counts["probe_gradients_shard"] == 1 and counts["probe_gradients"] == 1
@@ -647,7 +647,11 @@ def test_config_files_validate_against_schema():
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA.read_text())
-    for path in [REPO / "config.yaml", TINY, REPO / "workflow" / "presets" / "paper.yaml"]:
+    from pgprobe.probes.common import config_probe_schemas
+
+    schema["properties"]["probes"]["properties"] = config_probe_schemas()   # as common.smk inserts them
+    for path in [REPO / "config.yaml", TINY, REPO / "workflow" / "presets" / "paper.yaml",
+                 REPO / "docs" / "measurements" / "agents_example" / "config.yaml"]:
         jsonschema.Draft7Validator(schema).validate(yaml.safe_load(path.read_text()))
 
 
