@@ -60,9 +60,13 @@ import hashlib
 import json
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:   # torch is imported where it is used: parsing the workflow imports this module
+    import torch
 
 from ..errors import PgprobeError
 from ..stats import cosine_similarity
