@@ -15,7 +15,7 @@ probe samples an N-sample batch from the frozen checkpoint policy π_0 (whole tr
 from resets, streams of ``steps_per_iteration`` steps, exactly as training collects its
 batch), and computes the algorithm's actual update step on it,
 
-  d_step = θ' − θ_0          (``pgprobe.estimators.update_step``: PPO's 10 epochs of
+  d_step = θ' − θ_0          (``pgprobe.update.update_step``, training's own update: PPO's 10 epochs of
                               minibatch Adam on eq. 17; TRPO's natural step + line search),
 
 and draws one Gaussian direction g ~ N(0, I) over all policy parameters (log-std included),
