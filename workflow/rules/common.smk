@@ -172,6 +172,11 @@ def _validate_semantics(config):
         for i, it in enumerate(its):
             if it not in schedule:
                 fail(f"probe_iterations.{probe}[{i}]", f"{it} is not on {_schedule_text(training)}")
+    pairs = [(env, algo) for env in config["envs"] for algo in config["algos"]]
+    for i, excluded in enumerate(config["exclude_runs"]):
+        if (excluded["env"], excluded["algo"]) not in pairs:
+            fail(f"exclude_runs[{i}]", f"{excluded['env']} {excluded['algo']} is not a run of "
+                 f"envs x algos ({', '.join(config['envs'])} x {', '.join(config['algos'])})")
     for env in config["envs"]:
         for algo in config["algos"]:
             try:
@@ -461,7 +466,9 @@ def setup(config):
     """Module-level plan: runs, checkpoint iterations, shards, figures, wildcard patterns."""
     global RUNS, CKPT_ITERS, PROBE_ITERS, SHARDS, REGIME_RUNS, FIGURES, MADE_FIGURES, ENV_PATTERN
     global AGENTS, AGENT_PROBES, ALGO_PATTERN
-    RUNS = [(e, a, s) for e in config["envs"] for a in config["algos"] for s in config["seeds"]]
+    excluded = {(x["env"], x["algo"]) for x in config["exclude_runs"]}
+    RUNS = [(e, a, s) for e in config["envs"] for a in config["algos"] if (e, a) not in excluded
+            for s in config["seeds"]]
     AGENTS = config["agents"]
     AGENT_PROBES = {name: list(agent.get("probes", PROBES)) for name, agent in AGENTS.items()}
     ALGO_PATTERN = "|".join(["ppo", "trpo", *(re.escape(name) for name in AGENTS)])
