@@ -701,3 +701,21 @@ def test_imported_agent_is_probed_like_a_run_and_reruns_when_its_file_changes(tm
     refused = snakemake(tmp_path, "-n", config=bad)
     assert refused.returncode != 0
     assert "agents.clean.probes: steps need the agent's update rule" in refused.stdout + refused.stderr
+
+
+@pytest.mark.slow
+def test_excluded_runs_are_not_trained_or_probed(tmp_path):
+    config = write_config(tmp_path, "exclude.yaml", {"algos": ["ppo", "trpo"], "seeds": [0, 1],
+                                                     "exclude_runs": [{"env": "Hopper-v5", "algo": "trpo"}]})
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", config=config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = job_counts(result.stdout + result.stderr)
+    included = write_config(tmp_path, "include.yaml", {"algos": ["ppo", "trpo"], "seeds": [0, 1]})
+    full = job_counts((lambda r: r.stdout + r.stderr)(snakemake(tmp_path, "-n", "--quiet", "rules", config=included)))
+    assert full["train"] == 4 and counts["train"] == 2
+    assert counts["probe_values"] * 2 == full["probe_values"]
+    bad = write_config(tmp_path, "bad.yaml", {"exclude_runs": [{"env": "Walker2d-v5", "algo": "ppo"}]})
+    result = snakemake(tmp_path, "-n", config=bad)
+    assert result.returncode != 0
+    assert "pgprobe config error: exclude_runs[0]: Walker2d-v5 ppo is not a run of envs x algos" \
+        in result.stdout + result.stderr
