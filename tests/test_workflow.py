@@ -18,7 +18,9 @@ tests check what Snakemake would redo after a change:
 """
 from __future__ import annotations
 
+import collections
 import copy
+import json
 import os
 import re
 import subprocess
@@ -719,3 +721,20 @@ def test_excluded_runs_are_not_trained_or_probed(tmp_path):
     assert result.returncode != 0
     assert "pgprobe config error: exclude_runs[0]: Walker2d-v5 ppo is not a run of envs x algos" \
         in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_plan_lists_exactly_the_jobs_of_the_dag_and_prices_them(tmp_path):
+    config = write_config(tmp_path, "plan.yaml", {"seeds": [0, 1], "probe_iterations": {"values": [0, 2]}})
+    dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=config)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    expected = job_counts(dry.stdout + dry.stderr)
+    expected.pop("all")
+    result = snakemake(tmp_path, "figures/plan.md", config=config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    plan = json.loads((tmp_path / "results/plan/jobs.json").read_text())
+    assert dict(collections.Counter(job["rule"] for job in plan["jobs"])) == expected
+    rows = (tmp_path / "results/plan.tsv").read_text().splitlines()
+    total = rows[-1].split("\t")
+    assert total[0] == "total" and int(total[1]) == sum(expected.values()) - expected["training_config"]
+    assert "| **total** |" in (tmp_path / "figures/plan.md").read_text()

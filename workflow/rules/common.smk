@@ -491,6 +491,57 @@ def setup(config):
     ENV_PATTERN = "|".join(re.escape(e) for e in envs)
 
 
+def plan_jobs(config) -> dict:
+    """Every job of the study (``all`` and its inputs) with what prices it (rule ``plan``):
+    {"jobs": [{rule, env, algo, seed, iteration, kind}], "probe_settings": {probe: settings},
+    "shards": {probe: count}, "training": {"env algo": section}, "regime": [...]}.  Built from
+    the same plan (RUNS, PROBE_ITERS, SHARDS, ...) and settings the rules use."""
+    jobs = []
+
+    def add(rule, env=None, algo=None, seed=None, iteration=None, **extra):
+        jobs.append({"rule": rule, "env": env, "algo": algo, "seed": seed, "iteration": iteration, **extra})
+
+    for env, algo in sorted({(e, a) for e, a, _ in RUNS}):
+        add("training_config", env, algo)
+    for env, algo, seed in RUNS:
+        add("train", env, algo, seed)
+    for env, algo, steps, scale, seed in REGIME_RUNS:
+        add("train_regime", env, algo, seed, steps=int(steps), scale=float(scale))
+    for env, algo in sorted({(e, a) for e, a, _, _, _ in REGIME_RUNS}):
+        for steps in config["sample_regime"]["steps_per_iteration"]:
+            for scale in config["sample_regime"]["learning_rate_scales"]:
+                add("regime_training_config", env, algo, steps=int(steps), scale=float(scale))
+    for name, agent in AGENTS.items():
+        add("import_agent", agent["env"], name, 0, 0)
+    probed = [(e, a, s, p, i) for p in PROBES for (e, a, s) in RUNS for i in PROBE_ITERS[p]]
+    probed += [(agent["env"], name, 0, p, 0) for name, agent in AGENTS.items() for p in AGENT_PROBES[name]]
+    for env, algo, seed, probe, iteration in probed:
+        add(f"probe_{probe}", env, algo, seed, iteration)
+        if SHARDS.get(probe, 1) > 1:
+            for shard in range(SHARDS[probe]):
+                add(f"probe_{probe}_shard", env, algo, seed, iteration, shard=shard)
+            if probe in DIRECTIONS_PROBES:
+                add(f"probe_{probe}_directions", env, algo, seed, iteration)
+    for name in DATASET_NAMES():
+        add(f"collect_{name}")
+    for name in MADE_FIGURES:
+        add(f"figure_{name}")
+    add("claims")
+    training = {f"{env} {algo}": training_section(config, env, algo) for env, algo in
+                sorted({(e, a) for e, a, _ in RUNS})}
+    regime = {f"{env} {algo} {steps} {scale}": regime_section(config, env, algo, steps, float(scale))
+              for env, algo, steps, scale, _ in REGIME_RUNS}
+    return {"jobs": jobs, "probe_settings": {p: probe_settings(config, p) for p in PROBES},
+            "shards": {p: SHARDS.get(p, 1) for p in PROBES}, "training": training, "regime": regime}
+
+
+def write_text_atomic(path, text):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def DATASET_NAMES():
     names = ["training", *PROBES]
     if REGIME_RUNS:

@@ -66,11 +66,11 @@ sees b, so the trajectories are the same.
 Sharding the "true" value reference: the reference sample is ``true_value_streams`` streams,
 stream i seeded by (probe seed, checkpoint seed, iteration, 302, i), sampled in lockstep chunks
 of ``chunk_size`` consecutive streams.  Shard K of S = ``true_value_shards`` samples the
-chunks c ≡ K (mod S) (whole chunks, so each stream's samples are bitwise those of an
-unsharded run) and writes their (stream, obs,
-return, bootstrap weight) to a NetCDF file (kind "baselines-shard").  The gather
-(``--shards``) checks that the files come from the same checkpoint, probe seed and settings
-and cover every shard once, concatenates the samples in stream order and fits the net.  The
+chunks c ≡ K (mod S) (``pgprobe.probes.sharding``: whole chunks, so each stream's samples
+are bitwise those of an unsharded run) and writes their (stream, obs, return, bootstrap
+weight) to a NetCDF file (kind "baselines-shard").  The gather (``--shards``,
+``sharding.gather``) checks that the files come from the same checkpoint, probe seed and
+settings and cover every shard once, concatenates the samples in stream order and fits the net.  The
 fitted net, and thus the dataset, is identical to the unsharded run's.
 
 Baselines are pluggable: ``measure_baselines(..., baselines=[Baseline(...), ...])`` accepts any
@@ -94,6 +94,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
+from . import sharding
 from .common import add_common_arguments, defaults, load_checked_checkpoint, parse_settings, segment_bookkeeping
 
 PURPOSE_ESTIMATES = 301
@@ -155,11 +156,11 @@ class Baseline:
 def reference_specs(checkpoint, settings: dict, seed: int, shard: int | None = None):
     from ..sampling import StreamSpec
 
-    count, chunk = settings["true_value_streams"], settings["chunk_size"]
-    indices = [i for i in range(count)
-               if shard is None or (i // chunk) % settings["true_value_shards"] == shard]
-    return [(i, StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_REFERENCE, i),
-                           settings["true_value_stream_steps"])) for i in indices]
+    indexed = [(i, StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_REFERENCE, i),
+                              settings["true_value_stream_steps"])) for i in range(settings["true_value_streams"])]
+    if shard is None:
+        return indexed
+    return sharding.shard_items(indexed, shard, settings["true_value_shards"], settings["chunk_size"])
 
 
 def _reference_reduce(rollout, spec, gamma: float):
@@ -294,39 +295,26 @@ def shard_dataset(checkpoint, settings: dict, seed: int, shard: int, reference: 
                 "obs_dim": ("obs_dim", np.arange(reference["obs"].shape[1]),
                             {"long_name": "observation component", "units": "1"})})
     ds.attrs = provenance("baselines-shard", {k: settings[k] for k in REFERENCE_KEYS}, checkpoint.sha256,
-                          probe_seed=int(seed), shard=int(shard),
+                          probe_seed=int(seed),
+                          **sharding.shard_attrs(_reference_key(checkpoint, settings, seed), shard,
+                                                 settings["true_value_shards"]),
                           env=checkpoint.env_id, algo=checkpoint.algo, seed=checkpoint.seed,
                           iteration=checkpoint.iteration)
     return ds
 
 
-def gather_shards(paths: Sequence[str], checkpoint, settings: dict, seed: int) -> dict:
-    """Concatenate shard files into the reference sample, checking they belong together."""
-    from ..config import config_hash
-    from ..datasets import open_dataset
+def _reference_key(checkpoint, settings: dict, seed: int) -> str:
+    return sharding.shard_key(checkpoint_sha256=checkpoint.sha256, probe_seed=int(seed),
+                              **{k: settings[k] for k in REFERENCE_KEYS})
 
-    expected_hash = config_hash({k: settings[k] for k in REFERENCE_KEYS})
-    count = settings["true_value_shards"]
-    seen: dict[int, dict] = {}
-    for path in paths:
-        ds = open_dataset(path, kind="baselines-shard")
-        if ds.attrs.get("checkpoint_sha256") != checkpoint.sha256:
-            raise PgprobeError(f"shard {str(path)!r} was computed from another checkpoint")
-        if int(ds.attrs.get("probe_seed", -1)) != int(seed):
-            raise PgprobeError(f"shard {str(path)!r} has probe seed {ds.attrs.get('probe_seed')}, expected {seed}")
-        if ds.attrs.get("config_hash") != expected_hash:
-            raise PgprobeError(f"shard {str(path)!r} was computed with other reference settings "
-                               f"({ds.attrs.get('config_json')})")
-        shard = int(ds.attrs["shard"])
-        if shard in seen:
-            raise PgprobeError(f"shard {shard} given twice ({str(path)!r})")
-        seen[shard] = {"stream": ds["stream_index"].values, "obs": ds["obs"].values.astype(np.float32),
-                       "returns": ds["returns"].values, "weight": ds["bootstrap_weight"].values}
-    missing = sorted(set(range(count)) - set(seen))
-    if missing:
-        raise PgprobeError(f"--shards: missing shard(s) {', '.join(map(str, missing))} of "
-                           f"true_value_shards={count}")
-    parts = [seen[k] for k in range(count)]
+
+def gather_shards(paths: Sequence[str], checkpoint, settings: dict, seed: int) -> dict:
+    """Concatenate shard files into the reference sample, in stream order (the unsharded
+    order); ``sharding.gather`` checks they are this reference's shards, each once."""
+    parts = [{"stream": ds["stream_index"].values, "obs": ds["obs"].values.astype(np.float32),
+              "returns": ds["returns"].values, "weight": ds["bootstrap_weight"].values}
+             for ds in sharding.gather(paths, "baselines-shard", _reference_key(checkpoint, settings, seed),
+                                       settings["true_value_shards"])]
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     order = np.argsort(merged["stream"], kind="stable")  # stream order = the unsharded order
     return {key: value[order] for key, value in merged.items()}
@@ -531,9 +519,7 @@ def _cmd_shard(args) -> None:
     from ..datasets import write_netcdf
 
     settings = checked_settings(args.settings, reference_only=True)
-    if args.shard >= settings["true_value_shards"]:
-        raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < true_value_shards="
-                           f"{settings['true_value_shards']}")
+    sharding.check_shard(args.shard, settings["true_value_shards"], "true_value_shards")
     checkpoint = load_checked_checkpoint(args.checkpoint)
     reference = sample_reference(checkpoint, settings, args.seed, args.workers, shard=args.shard,
                                  progress=not args.no_progress)

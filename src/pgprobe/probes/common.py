@@ -1,4 +1,4 @@
-"""What every probe shares: settings checks, seeds, stream plans, shards, CLI arguments,
+"""What every probe shares: settings checks, seeds, stream plans, CLI arguments,
 episode bookkeeping and the sample-count-grid dataset.
 
 * ``parse_settings(text_or_dict, defaults, kinds, probe)``: a probe's ``--settings`` JSON
@@ -7,8 +7,7 @@ episode bookkeeping and the sample-count-grid dataset.
   sample-count-grid probes (gradients, steps); seed keys are (probe seed, checkpoint seed,
   checkpoint iteration, PURPOSE, ...) with per-probe PURPOSE codes, so no two probes (nor
   training) share samples; ``derived_seed`` for other generators.
-* ``chunk_aligned_shard``: the streams of one reference shard, whole sampler chunks only,
-  so every stream is sampled in the same lockstep chunk whether sharded or not.
+* shards: ``pgprobe.probes.sharding`` (one split and one gather check for every probe).
 * ``load_checked_checkpoint``, ``add_common_arguments``: the probes' CLI plumbing.
 * ``segment_bookkeeping``, ``complete_episode_mask``: where a stream's trajectories end.
 * ``similarity_dataset``: the (sample_count, estimate, pair) dataset of pairwise and
@@ -157,18 +156,6 @@ def reference_streams(settings: dict, ckpt, purpose: int) -> list:
     count = math.ceil(settings["reference_samples"] / length)
     return [StreamSpec((settings["seed"], ckpt.seed, ckpt.iteration, purpose, j), length)
             for j in range(count)]
-
-
-
-def chunk_aligned_shard(streams: list, chunk_size: int, shard: int, shard_count: int) -> list:
-    """Streams of reference shard ``shard`` of ``shard_count``: the sampler's chunks (fixed
-    groups of ``chunk_size`` consecutive streams) are dealt out contiguously, so the union
-    of all shards is exactly the unsharded work list, chunk for chunk (a shard may be empty
-    when there are fewer chunks than shards)."""
-    from ..sampling import chunked
-    chunks = chunked(streams, chunk_size)
-    bounds = np.linspace(0, len(chunks), shard_count + 1).round().astype(int)
-    return [s for chunk in chunks[bounds[shard]:bounds[shard + 1]] for s in chunk]
 
 
 

@@ -61,7 +61,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import PgprobeError
-from . import common
+from . import common, sharding
 from .. import gradient_model
 
 PURPOSE_ESTIMATE = 101
@@ -122,7 +122,7 @@ def sample_reference(ckpt, settings: dict, workers: int | None, shard: int | Non
     agent, model, reduce = _model_and_reduce(ckpt)
     streams = common.reference_streams(settings, ckpt, PURPOSE_REFERENCE)
     if shard is not None:
-        streams = common.chunk_aligned_shard(streams, settings["chunk_size"], shard, settings["reference_shards"])
+        streams = sharding.shard_items(streams, shard, settings["reference_shards"], settings["chunk_size"])
     out = ReferenceSums(model.parameter_count)
     start = time.perf_counter()
     summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
@@ -154,42 +154,23 @@ def shard_dataset(ref: ReferenceSums, ckpt, settings: dict, shard: int) -> xr.Da
     }, coords={"parameter": variable(("parameter",), np.arange(s.sum_grad.size),
                                      "index into the flattened policy parameters", "1")})
     ds.attrs = provenance("gradients-shard", config_section=settings, checkpoint_sha256=ckpt.sha256,
-                          shard=int(shard), shard_count=int(settings["reference_shards"]),
-                          reference_key=_reference_key(settings, ckpt))
+                          **sharding.shard_attrs(_reference_key(settings, ckpt), shard,
+                                                 settings["reference_shards"]))
     return ds
 
 
 def _reference_key(settings: dict, ckpt) -> str:
-    import json
-    return json.dumps({"checkpoint_sha256": ckpt.sha256, **{k: settings[k] for k in REFERENCE_KEYS}},
-                      sort_keys=True)
+    return sharding.shard_key(checkpoint_sha256=ckpt.sha256, **{k: settings[k] for k in REFERENCE_KEYS})
 
 
 def gather_shards(paths: list, ckpt, settings: dict, kind: str = "gradients-shard") -> ReferenceSums:
-    """Sum shard files; refuse shards of another checkpoint or reference setting, duplicates,
-    and missing shards (one-line PgprobeError naming the file)."""
-    from ..datasets import open_dataset
+    """Sum shard files (``sharding.gather`` checks they are this reference's shards, each once)."""
     from ..estimators import GradientSums
-    expected = settings["reference_shards"]
-    key = _reference_key(settings, ckpt)
-    by_index = {}
-    for path in paths:
-        ds = open_dataset(path, kind)
-        if ds.attrs.get("reference_key") != key:
-            raise PgprobeError(f"shard {str(path)!r} was computed for another checkpoint or other "
-                               f"reference settings ({', '.join(REFERENCE_KEYS)}) than this run")
-        index = int(ds.attrs["shard"])
-        if index in by_index:
-            raise PgprobeError(f"shard {str(path)!r}: shard {index} given twice")
-        by_index[index] = ds
-    missing = sorted(set(range(expected)) - set(by_index))
-    if missing:
-        raise PgprobeError(f"missing reference shard(s) {missing} of reference_shards = {expected}")
+    shards = sharding.gather(paths, kind, _reference_key(settings, ckpt), settings["reference_shards"])
     parameter_count = ckpt.policy.log_std.numel() + sum(
         p.numel() for p in ckpt.policy.mean_net.parameters())
     out = ReferenceSums(parameter_count)
-    for index in range(expected):
-        ds = by_index[index]
+    for index, ds in enumerate(shards):
         if ds.sizes.get("parameter") != parameter_count:
             raise PgprobeError(f"shard {index} has {ds.sizes.get('parameter')} parameters, "
                                f"the checkpoint's policy has {parameter_count}")

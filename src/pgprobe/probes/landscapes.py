@@ -70,6 +70,7 @@ if TYPE_CHECKING:   # torch is imported where it is used: parsing the workflow i
 
 from ..errors import PgprobeError
 from ..stats import cosine_similarity
+from . import sharding
 from .common import defaults, derived_seed, parse_settings
 
 KIND = "landscapes"
@@ -140,8 +141,12 @@ def grid_points(settings: dict) -> list[tuple[int, int, int]]:
 
 
 def shard_points(settings: dict, shard: int, shard_count: int) -> list[tuple[int, int, int]]:
-    """Round-robin share of the grid for ``shard`` of ``shard_count``."""
-    return grid_points(settings)[shard::shard_count]
+    """Round-robin share of the grid for ``shard`` of ``shard_count`` (``sharding.shard_items``)."""
+    return sharding.shard_items(grid_points(settings), shard, shard_count)
+
+
+def _shard_key(ckpt, settings: dict, seed: int) -> str:
+    return sharding.shard_key(checkpoint_sha256=ckpt.sha256, probe_seed=int(seed), settings=settings)
 
 
 # ----------------------------------------------------------------------------- directions
@@ -394,8 +399,7 @@ def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
 
     from ..sampling import default_workers
 
-    if shard_count < 1 or not 0 <= shard < shard_count:
-        raise PgprobeError(f"shard {shard} of {shard_count}: expected 0 <= shard < shard-count")
+    sharding.check_shard(shard, shard_count, "--shard-count")
     ckpt.require_finite()
     settings = validate_settings(settings)
     alphas, betas = grid_axes(settings)
@@ -456,7 +460,7 @@ def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
                                    "state-action pairs used to compute the update step", "1")},
     )
     ds.attrs = provenance(KIND + "-shard", settings, ckpt.sha256, probe_seed=int(seed),
-                          shard=int(shard), shard_count=int(shard_count),
+                          **sharding.shard_attrs(_shard_key(ckpt, settings, seed), shard, shard_count),
                           direction_digest=directions.digest(),
                           random_direction_norm=float(np.linalg.norm(directions.random_direction)),
                           env=ckpt.env_id, algo=ckpt.algo, training_seed=int(ckpt.seed),
@@ -470,33 +474,22 @@ def _surrogate_long_name(algo: str) -> str:
     return "TRPO surrogate objective (eq. 14) on the step batch"
 
 
-def gather(ckpt, settings: dict, seed: int, shards: list[xr.Dataset]) -> xr.Dataset:
-    """Assemble shard datasets into the landscape dataset (checks they belong together)."""
-    from ..datasets import add_run_coords, provenance, variable
+def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
+    """Assemble shard datasets (or files) into the landscape dataset (``sharding.gather``
+    checks they belong together; all must share one plane, ``direction_digest``)."""
+    from ..datasets import add_run_coords, open_dataset, provenance, variable
 
     settings = validate_settings(settings)
     if not shards:
         raise PgprobeError("no shards to gather")
+    first = shards[0] if isinstance(shards[0], xr.Dataset) else open_dataset(shards[0], KIND + "-shard")
+    shards = sharding.gather(shards, KIND + "-shard", _shard_key(ckpt, settings, seed),
+                             int(first.attrs.get("shard_count", len(shards))))
     first = shards[0].attrs
-    expected = {"pgprobe_dataset": KIND + "-shard", "checkpoint_sha256": ckpt.sha256,
-                "config_json": json.dumps(settings, sort_keys=True, default=str),
-                "probe_seed": int(seed), "shard_count": len(shards)}
-    seen = set()
     for n, shard in enumerate(shards):
-        for key, value in expected.items():
-            if shard.attrs.get(key) != value:
-                raise PgprobeError(f"shard {n}: {key}={shard.attrs.get(key)!r} does not match "
-                                   f"this gather's {value!r} (wrong checkpoint, settings, seed or "
-                                   "shard count?)")
         if shard.attrs.get("direction_digest") != first.get("direction_digest"):
             raise PgprobeError(f"shard {n}: its update steps differ from shard 0's (shards must run "
                                "the same pgprobe/torch version)")
-        index = int(shard.attrs["shard"])
-        if index in seen:
-            raise PgprobeError(f"shard index {index} given twice")
-        seen.add(index)
-    if seen != set(range(len(shards))):
-        raise PgprobeError(f"shards {sorted(seen)} given: expected 0 … {len(shards) - 1}")
 
     alphas, betas = grid_axes(settings)
     counts = settings["step_sample_counts"]
@@ -508,7 +501,7 @@ def gather(ckpt, settings: dict, seed: int, shards: list[xr.Dataset]) -> xr.Data
     surrogate = np.full(shape, np.nan)
     kl = np.full(shape, np.nan)
     filled = np.zeros(shape, bool)
-    for shard in sorted(shards, key=lambda s: int(s.attrs["shard"])):
+    for shard in shards:
         r, i, j = (shard[k].values for k in ("regime_index", "alpha_index", "beta_index"))
         returns[r, i, j] = shard["episode_return"].values
         lengths[r, i, j] = shard["episode_length"].values
@@ -576,14 +569,14 @@ def _check_out(path: str) -> None:
 
 def _cmd_landscapes(args) -> None:
     from ..checkpoint import load_checkpoint
-    from ..datasets import open_dataset, write_netcdf
+    from ..datasets import write_netcdf
 
     _check_out(args.out)
     settings = _parse_settings(args.settings)
     ckpt = load_checkpoint(args.checkpoint)
     ckpt.require_finite()
     if args.shards:
-        ds = gather(ckpt, settings, args.seed, [open_dataset(p, KIND + "-shard") for p in args.shards])
+        ds = gather(ckpt, settings, args.seed, args.shards)
     else:
         ds = run(ckpt, settings, args.seed, args.workers, progress=True)
     write_netcdf(ds, args.out)
@@ -596,8 +589,7 @@ def _cmd_shard(args) -> None:
 
     _check_out(args.out)
     settings = _parse_settings(args.settings)
-    if not 0 <= args.shard < args.shard_count:
-        raise PgprobeError(f"--shard {args.shard}: expected 0 <= shard < --shard-count {args.shard_count}")
+    sharding.check_shard(args.shard, args.shard_count, "--shard-count")
     ckpt = load_checkpoint(args.checkpoint)
     ckpt.require_finite()
     ds = compute_shard(ckpt, settings, args.seed, args.shard, args.shard_count, args.workers,

@@ -1,0 +1,173 @@
+"""Fit ``pgprobe plan``'s cost coefficients (src/pgprobe/plan_costs.yaml) from measured studies.
+
+    python bench/fit_plan_costs.py --study DIR CONFIG [--study DIR CONFIG ...] \\
+        [--env-cost-envs Hopper-v5 Walker2d-v5 Humanoid-v5] --out src/pgprobe/plan_costs.yaml
+
+Each study is a finished workflow directory (its ``benchmarks/`` files, Snakemake's CPU
+seconds and peak RSS per job) and the ``--configfile`` it ran with.  Its job list comes
+from the workflow's ``plan_jobs`` rule (run in a scratch directory on that config), and
+each job's state-action pairs from ``pgprobe.plan.job_pairs``, so the fit and the plan
+count work the same way.  Per rule r:
+
+  overhead_r      fixed rules (configs, collect, figures, claims): median CPU-s of their jobs;
+                  rules that scale: median CPU-s of the landscapes gather (a probe job that
+                  loads a checkpoint and writes a dataset and samples nothing)
+  cpu_s_per_pair  Σ_j (CPU-s_j − overhead_r) / Σ_j c_e · pairs_j (a ratio estimator: big
+                  jobs weigh most)
+  base_mb         max_j (peak RSS_j − held_j allowance)
+
+The episode-length table L_e(iteration) is the mean of ``mean_episode_length`` over the
+studies' training runs of task e (all algorithms and seeds, ±5 iterations), and the task
+cost factor c_e is the sampler's CPU-s per pair on e over Hopper-v5's
+(bench/sampler_throughput.py's sampler, measured here, one worker).  It prints the
+per-rule fit and, per study, the estimate against the measured total CPU-s.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import xarray as xr
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def job_list(config: Path, scratch: Path) -> dict:
+    scratch.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(scratch), "--cores", "1",
+           "--quiet", "rules", "results/plan/jobs.json", "--forcerun", "plan_jobs", "--configfile", str(config)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads((scratch / "results/plan/jobs.json").read_text())
+
+
+def benchmark_path(study: Path, job: dict) -> Path:
+    rule, env, algo, seed, it = job["rule"], job["env"], job["algo"], job["seed"], job["iteration"]
+    if rule == "train":
+        return study / f"benchmarks/train/{env}/{algo}/seed{seed}.tsv"
+    if rule == "train_regime":
+        return study / f"benchmarks/regime/{env}/{algo}/steps{job['steps']}_lr{format(job['scale'], 'g')}/seed{seed}.tsv"
+    if rule.startswith("probe_"):
+        parts = rule.split("_")
+        suffix = {"shard": f".shard{job.get('shard')}", "directions": ".directions"}.get(parts[-1], "")
+        return study / f"benchmarks/probes/{parts[1]}/{env}/{algo}/seed{seed}/iter{int(it):04d}{suffix}.tsv"
+    if rule.startswith("collect_"):
+        return study / f"benchmarks/collect/{rule[len('collect_'):]}.tsv"
+    if rule.startswith("figure_"):
+        return study / f"benchmarks/figures/{rule[len('figure_'):]}.tsv"
+    if rule == "claims":
+        return study / "benchmarks/claims.tsv"
+    return None
+
+
+def read_benchmark(path: Path) -> tuple[float, float] | None:
+    """(CPU-s, peak RSS MB) of a Snakemake benchmark file, or None when absent."""
+    if path is None or not path.exists():
+        return None
+    rows = list(csv.DictReader(path.open(), delimiter="\t"))
+    if not rows:
+        return None
+    row = rows[-1]
+    return float(row["cpu_time"]), float(row["max_rss"])
+
+
+def episode_length_table(studies: list[Path]) -> dict:
+    lengths: dict[str, list] = defaultdict(list)
+    for study in studies:
+        ds = xr.open_dataset(study / "results/datasets/training.nc")
+        for env in ds["env"].values:
+            run = ds["mean_episode_length"].sel(env=env)
+            curve = run.mean([d for d in run.dims if d != "iteration"], skipna=True)
+            lengths[str(env)].append(curve)
+    table = {}
+    for env, curves in lengths.items():
+        curve = xr.concat(curves, "study", join="outer").mean("study", skipna=True)
+        iterations = curve["iteration"].values
+        smooth = curve.rolling(iteration=11, center=True, min_periods=1).mean()
+        marks = [int(i) for i in iterations if i == 0 or i % 25 == 0 or i == iterations.max()]
+        table[env] = {i: round(float(smooth.sel(iteration=i)), 1) for i in marks}
+    return table
+
+
+def env_cost(envs: list[str], steps: int) -> dict:
+    from sampler_throughput import make_agent, sampler_steps_per_second
+    cpu_per_pair = {}
+    for env in envs:
+        _, cpu_rate = sampler_steps_per_second(make_agent(env), 8, steps, 1, 8)
+        cpu_per_pair[env] = 1.0 / cpu_rate
+        print(f"sampler on {env}: {cpu_rate:.0f} pairs per CPU-s")
+    reference = cpu_per_pair.get("Hopper-v5") or next(iter(cpu_per_pair.values()))
+    return {env: round(value / reference, 3) for env, value in cpu_per_pair.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", nargs=2, action="append", metavar=("DIR", "CONFIG"), required=True)
+    parser.add_argument("--env-cost-envs", nargs="+", default=["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
+    parser.add_argument("--env-cost-steps", type=int, default=2048)
+    parser.add_argument("--scratch", default="/tmp/pgprobe-fit-plan")
+    parser.add_argument("--commit", required=True, help="commit the studies ran at")
+    parser.add_argument("--machine", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    from pgprobe import plan as planning
+
+    studies = [(Path(d).resolve(), Path(c).resolve()) for d, c in args.study]
+    costs = {"measured": {"commit": args.commit, "machine": args.machine,
+                          "studies": ", ".join(str(c.relative_to(REPO)) if c.is_relative_to(REPO) else c.name
+                                               for _, c in studies)},
+             "env_cost": env_cost(args.env_cost_envs, args.env_cost_steps),
+             "episode_length": episode_length_table([d for d, _ in studies]),
+             "rules": {}}
+    samples: dict[str, list] = defaultdict(list)      # rule -> [(cpu, rss, weighted pairs, held allowance MB)]
+    plans = []
+    for n, (study, config) in enumerate(studies):
+        plan = job_list(config, Path(args.scratch) / str(n))
+        plans.append((study, plan))
+        dims = {}
+        for job in plan["jobs"]:
+            measured = read_benchmark(benchmark_path(study, job))
+            if measured is None:
+                continue
+            pairs, held, _ = planning.job_pairs(job, plan, costs)
+            factor = costs["env_cost"].get(job["env"], 1.0) if job["env"] else 1.0
+            width = planning._dims(job["env"], dims) + 8 if job["env"] and held else 0
+            key = planning._rule_key(job["rule"])
+            samples[key].append((measured[0], measured[1], factor * pairs, held * width * 8 * 3 / 2 ** 20))
+
+    gather = [cpu for cpu, _, _, _ in samples.get("probe_landscapes", [])]
+    probe_overhead = statistics.median(gather) if gather else 3.0
+    for rule, rows in sorted(samples.items()):
+        scaled = any(pairs > 0 for _, _, pairs, _ in rows)
+        overhead = probe_overhead if scaled else statistics.median(cpu for cpu, _, _, _ in rows)
+        entry = {"overhead_cpu_s": round(overhead, 2), "jobs_measured": len(rows),
+                 "base_mb": round(max(rss - held for _, rss, _, held in rows), 0)}
+        if scaled:
+            entry["cpu_s_per_pair"] = float(f"{sum(cpu - overhead for cpu, _, _, _ in rows) / sum(p for _, _, p, _ in rows):.4g}")
+        costs["rules"][rule] = entry
+        print(f"{rule:32s} jobs {len(rows):4d}  overhead {overhead:7.2f} CPU-s  "
+              f"per pair {entry.get('cpu_s_per_pair', 0) * 1e6:8.1f} µCPU-s  base {entry['base_mb']:.0f} MB")
+    costs["rules"]["default"] = {"overhead_cpu_s": round(probe_overhead, 2), "jobs_measured": 0,
+                                 "base_mb": max(e["base_mb"] for e in costs["rules"].values())}
+    Path(args.out).write_text("# pgprobe plan's cost coefficients: written by bench/fit_plan_costs.py (see its docstring).\n"
+                              + yaml.safe_dump(costs, sort_keys=False))
+    for study, plan in plans:
+        rows = planning.price(plan, costs)
+        estimate = sum(r["cpu_s"] for r in rows)
+        measured = [read_benchmark(benchmark_path(study, job)) for job in plan["jobs"]]
+        total = sum(m[0] for m in measured if m)
+        print(f"{study}: estimate {estimate / 3600:.2f} CPU-h, measured {total / 3600:.2f} CPU-h "
+              f"({sum(1 for m in measured if m)}/{len(measured)} jobs with benchmarks), "
+              f"ratio {estimate / total:.3f}" if total else f"{study}: no benchmarks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""pgprobe plan: work per job from settings, the cost model, the per-rule table."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pgprobe import plan as planning
+from pgprobe.errors import PgprobeError
+from pgprobe.probes.common import defaults
+
+COSTS = {
+    "measured": {"commit": "abc", "machine": "test", "studies": "synthetic"},
+    "env_cost": {"Hopper-v5": 1.0, "Walker2d-v5": 2.0},
+    "episode_length": {"Hopper-v5": {0: 20.0, 100: 220.0, 500: 620.0}},
+    "rules": {
+        "train": {"overhead_cpu_s": 5.0, "cpu_s_per_pair": 1e-3, "base_mb": 300},
+        "probe_gradients": {"overhead_cpu_s": 3.0, "cpu_s_per_pair": 2e-4, "base_mb": 400},
+        "probe_gradients_shard": {"overhead_cpu_s": 3.0, "cpu_s_per_pair": 1e-4, "base_mb": 400},
+        "probe_landscapes_shard": {"overhead_cpu_s": 3.0, "cpu_s_per_pair": 1e-4, "base_mb": 400},
+        "collect": {"overhead_cpu_s": 1.0, "base_mb": 100},
+        "default": {"overhead_cpu_s": 3.0, "base_mb": 400},
+    },
+}
+
+
+def _plan(jobs, **settings):
+    probe_settings = {p: {**defaults(p), **settings.get(p, {})} for p in
+                      ("gradients", "steps", "values", "baselines", "landscapes")}
+    return {"jobs": jobs, "probe_settings": probe_settings,
+            "shards": {"gradients": 2, "steps": 1, "values": 1, "baselines": 2, "landscapes": 2},
+            "training": {"Hopper-v5 ppo": {"iterations": 10, "checkpoint_iterations": [0, 10],
+                                           "hyperparameters": {"common": {"steps_per_iteration": 512}}},
+                         "Walker2d-v5 ppo": {"iterations": 10, "checkpoint_iterations": [0, 10],
+                                             "hyperparameters": {}}},
+            "regime": {}}
+
+
+def job(rule, env="Hopper-v5", iteration=100, **extra):
+    return {"rule": rule, "env": env, "algo": "ppo", "seed": 0, "iteration": iteration, **extra}
+
+
+def test_episode_length_interpolates_the_measured_table_and_falls_back_to_the_time_limit():
+    assert planning.episode_length(COSTS, "Hopper-v5", 50) == (120.0, True)
+    assert planning.episode_length(COSTS, "Hopper-v5", 300) == (420.0, True)
+    assert planning.episode_length(COSTS, "Hopper-v5", 2000) == (620.0, True)
+    assert planning.episode_length(COSTS, "Humanoid-v5", 50) == (1000.0, False)
+
+
+def test_pairs_per_job_by_hand():
+    plan = _plan([], gradients={"sample_counts": [128, 256], "estimates": 3, "reference_samples": 4096},
+                 values={"heldout_streams": 2, "heldout_steps": 100, "true_value_states": 4,
+                         "true_value_rollouts": 5, "true_value_horizon": 150},
+                 landscapes={"alpha_points": 3, "beta_points": 2, "step_sample_counts": [100, 1000],
+                             "trajectory_counts": [1, 4]})
+    pairs = lambda j: planning.job_pairs(j, plan, COSTS)[:2]  # noqa: E731
+    assert pairs(job("train")) == (10 * 512, 512)
+    assert pairs(job("probe_gradients")) == (3 * (128 + 256), 256)          # reference in the shards
+    assert pairs(job("probe_gradients_shard", shard=1)) == (4096 / 2, 0)
+    # 4 states x 5 rollouts of min(L(100) = 220, horizon 150) steps, plus 2 x 100 held out
+    assert pairs(job("probe_values")) == (2 * 100 + 4 * 5 * 150, 200)
+    # 2 regimes x 3 x 2 points x 4 episodes of L(300) = 420 steps, over 2 shards
+    assert pairs(job("probe_landscapes_shard", iteration=300, shard=0)) == (2 * 3 * 2 * 4 * 420 / 2, 0)
+    assert pairs(job("probe_landscapes_directions")) == (1100, 1000)
+    assert pairs(job("probe_landscapes")) == (0, 0)                         # the gather
+    assert planning.job_pairs(job("probe_landscapes_shard", env="Humanoid-v5", shard=0), plan, COSTS)[2] is False
+
+
+def test_price_applies_overhead_rate_and_task_factor_and_flags_assumptions():
+    plan = _plan([job("train"), job("train", env="Walker2d-v5"), job("collect_values", env=None),
+                  job("import_agent"), job("training_config")])
+    rows = planning.price(plan, COSTS)
+    assert [r["rule"] for r in rows] == ["train", "train", "collect_values", "import_agent"]
+    assert rows[0]["cpu_s"] == pytest.approx(5.0 + 1e-3 * 5120)
+    walker_steps = 10 * 2048                                                # Table 1's steps per iteration
+    assert rows[1]["cpu_s"] == pytest.approx(5.0 + 1e-3 * 2.0 * walker_steps)
+    assert rows[2]["cpu_s"] == 1.0 and rows[3]["cpu_s"] == 3.0 and not rows[3]["rule_measured"]
+    # memory: 3 float64 copies of (obs 11 + act 3 + 8) per held pair, over the base
+    assert rows[0]["peak_mb"] == pytest.approx(300 + 512 * 22 * 8 * 3 / 2 ** 20)
+    summary = planning.summarize(rows)
+    total = summary[-1]
+    assert total["rule"] == "total" and total["jobs"] == 4
+    assert total["cpu_hours"] == pytest.approx(sum(r["cpu_s"] for r in rows) / 3600)
+    assert summary[0]["rule"] == "train" and summary[0]["jobs"] == 2       # largest first
+    text = planning.markdown(summary, COSTS)
+    assert "| train | 2 |" in text and "rule not measured" in text
+
+
+def test_unknown_rule_in_the_job_list_is_an_error():
+    with pytest.raises(PgprobeError, match="unknown rule 'probe_magic'"):
+        planning.job_pairs(job("probe_magic"), _plan([]), COSTS)
+
+
+def test_packaged_costs_price_every_rule_of_a_study():
+    costs = planning.load_costs()
+    for rule in ("train", "train_regime", "probe_gradients", "probe_gradients_shard", "probe_steps",
+                 "probe_values", "probe_baselines", "probe_baselines_shard", "probe_landscapes",
+                 "probe_landscapes_directions", "probe_landscapes_shard", "collect", "figure", "claims"):
+        assert rule in costs["rules"], rule
+    assert costs["env_cost"]["Hopper-v5"] == 1.0
+
+
+def test_cli_unreadable_job_list_is_one_line(tmp_path):
+    bad = tmp_path / "jobs.json"
+    bad.write_text("{not json")
+    result = subprocess.run([sys.executable, "-m", "pgprobe.cli", "plan", "--jobs", str(bad)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and "cannot read the job list" in result.stderr
+
+
+def test_cli_writes_the_tables(tmp_path):
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps(_plan([job("train"), job("collect_values", env=None)])))
+    costs = tmp_path / "costs.yaml"
+    import yaml
+    costs.write_text(yaml.safe_dump(COSTS))
+    subprocess.run([sys.executable, "-m", "pgprobe.cli", "plan", "--jobs", str(jobs), "--costs", str(costs),
+                    "--out", str(tmp_path / "plan.tsv"), "--table", str(tmp_path / "plan.md")], check=True,
+                   capture_output=True)
+    lines = (tmp_path / "plan.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["rule", "jobs", "pairs", "cpu_hours", "peak_mb"]
+    assert lines[-1].split("\t")[:3] == ["total", "2", "5120"]
