@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO / "bench"))
 def job_list(config: Path, scratch: Path) -> dict:
     scratch.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(scratch), "--cores", "1",
-           "--quiet", "rules", "results/plan/jobs.json", "--forcerun", "plan_jobs", "--configfile", str(config)]
+           "results/plan/jobs.json", "--quiet", "rules", "--forcerun", "plan_jobs", "--configfile", str(config)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads((scratch / "results/plan/jobs.json").read_text())
 

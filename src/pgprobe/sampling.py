@@ -135,7 +135,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     ``starts[i]`` (a ``pgprobe.envs.RestorePoint`` or None): after its seeded reset, env i
     is restored to that simulator state and starts from there.  ``single_episode``: each
     env stops at the end of its first episode (termination or time limit) instead of
-    resetting, so its rollout may be shorter than ``step_counts[i]``.  ``record_states``:
+    resetting, so its rollout may be shorter than ``step_counts[i]`` (once one has stopped,
+    the policy and value net run on the running episodes' rows only).  ``record_states``:
     ``Rollout.sim_states[t]`` is the simulator state step t starts from
     (``pgprobe.envs.capture_state``; None where the env cannot be restored).
 
@@ -199,7 +200,12 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         if not active:
             break
         noise = noise_all[t]
-        actions = agent_policy(obs) + std * noise
+        if single_episode and len(active) < env_count:   # forward only the episodes still running
+            mean = np.zeros((env_count, act_dim), np.float32)
+            mean[active] = agent_policy(obs[active])
+        else:
+            mean = agent_policy(obs)
+        actions = mean + std * noise
         buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
         clipped = np.minimum(np.maximum(actions, low), high)
         rewards = buf_raw_rew[t]
@@ -232,7 +238,11 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         dones = terminated | truncated
         buf_rew[t] = scale_rewards(rewards, dones)
         obs = observe(raw, update_normalizers)
-        values = value_fn(obs).reshape(-1).astype(np.float64)
+        if single_episode and len(active) < env_count:
+            values = np.zeros(env_count)
+            values[active] = value_fn(obs[active]).reshape(-1)
+        else:
+            values = value_fn(obs).reshape(-1).astype(np.float64)
         buf_next[t] = values
         if final_raw:
             idx = sorted(final_raw)
@@ -267,6 +277,14 @@ class StreamSpec:
     step_count: int
     start: object = None
     single_episode: bool = False
+
+
+class ZeroValue:
+    """V ≡ 0 (picklable): for rollouts whose value-net outputs nothing reads (true-reward
+    episodes), so that the engine does not run the value net for them."""
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.zeros((len(obs), 1), np.float32)
 
 
 def stream_rngs(seed_key: tuple) -> tuple[int, np.random.Generator]:

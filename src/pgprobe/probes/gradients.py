@@ -122,7 +122,8 @@ def sample_reference(ckpt, settings: dict, workers: int | None, shard: int | Non
     agent, model, reduce = _model_and_reduce(ckpt)
     streams = common.reference_streams(settings, ckpt, PURPOSE_REFERENCE)
     if shard is not None:
-        streams = sharding.shard_items(streams, shard, settings["reference_shards"], settings["chunk_size"])
+        streams = sharding.shard_items(streams, shard, settings["reference_shards"], settings["chunk_size"],
+                                       blocks=True)
     out = ReferenceSums(model.parameter_count)
     start = time.perf_counter()
     summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],

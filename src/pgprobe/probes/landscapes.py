@@ -290,12 +290,15 @@ def perturbed_policy(ckpt, directions: Directions, regime: int, alpha: float, be
 
 
 def perturbed_agent(ckpt, policy):
-    """The checkpoint's FrozenAgent (frozen normalizers, value net) acting with ``policy``."""
+    """The checkpoint's FrozenAgent (frozen normalizers) acting with ``policy``; no value net
+    (the true reward reads none)."""
     from ..policies import NumpyMLP
+
+    from ..sampling import ZeroValue
 
     return dataclasses.replace(
         ckpt.frozen_agent(), policy_mean=NumpyMLP(policy.mean_net),
-        log_std=policy.log_std.detach().numpy().astype(np.float32).copy())
+        log_std=policy.log_std.detach().numpy().astype(np.float32).copy(), value=ZeroValue())
 
 
 # ----------------------------------------------------------------------------- objectives
@@ -328,52 +331,40 @@ def episode_returns(agent, seed_keys: list[tuple], chunk_size: int,
                     max_episode_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """One complete episode per seed key: (undiscounted raw returns, lengths).
 
-    Each episode starts from ``env.reset(seed)`` with the env seed and action-noise RNG of
-    ``pgprobe.sampling.stream_rngs(key)``; actions a = μ(s) + σ·ξ (ξ ~ N(0, I), float32, from
-    the key's generator) clipped to the action bounds, as in ``pgprobe.sampling.rollout``.
-    Episodes of a chunk step in lockstep (one batched forward pass per step); a finished
-    episode's env stops.  Each episode depends only on its key (up to float32 rounding of
-    batched forward passes of other sizes: for a fixed ``chunk_size`` results are bit-identical
-    however points are spread over workers and shards).
+    Each episode is a single-episode stream of the rollout engine (``pgprobe.sampling``):
+    ``env.reset(seed)`` with the env seed and action-noise generator of
+    ``stream_rngs(key)``, actions a = μ(s) + σ·ξ clipped to the action bounds, run until it
+    terminates or hits the task's time limit, in lockstep chunks of ``chunk_size`` episodes.
+    Each episode depends only on its key (up to float32 rounding of batched forward passes
+    of other sizes: for a fixed ``chunk_size`` results are bit-identical however points are
+    spread over workers and shards).  An episode still running after ``max_episode_steps``
+    steps is a one-line error.
     """
-    from ..envs import make_env
-    from ..sampling import stream_rngs
+    from ..sampling import StreamSpec, sample_streams
 
-    returns = np.zeros(len(seed_keys))
-    lengths = np.zeros(len(seed_keys), np.int64)
-    std = np.exp(agent.log_std).astype(np.float32)
-    act_dim = agent.log_std.shape[0]
-    for start in range(0, len(seed_keys), chunk_size):
-        keys = seed_keys[start:start + chunk_size]
-        envs = [make_env(agent.env_id, _checked=True) for _ in keys]
-        seeds, rngs = zip(*(stream_rngs(key) for key in keys))
-        low = np.stack([env.action_space.low for env in envs])
-        high = np.stack([env.action_space.high for env in envs])
-        raw = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
-        active = np.ones(len(keys), bool)
-        total = np.zeros(len(keys))
-        steps = np.zeros(len(keys), np.int64)
-        while active.any():
-            idx = np.flatnonzero(active)
-            mean = agent.policy_mean(agent.observe(raw[idx]))
-            noise = np.stack([rngs[i].standard_normal(act_dim, dtype=np.float32) for i in idx])
-            actions = np.clip(mean + std * noise, low[idx], high[idx])
-            for row, i in enumerate(idx):
-                obs, reward, terminated, truncated, _ = envs[i].step(actions[row])
-                raw[i] = obs
-                total[i] += reward
-                steps[i] += 1
-                if terminated or truncated:
-                    active[i] = False
-                elif steps[i] >= max_episode_steps:
-                    raise PgprobeError(f"an episode of {agent.env_id!r} ran past max_episode_steps="
-                                       f"{max_episode_steps} without ending: raise the setting or "
-                                       "use an environment with a time limit")
-        for env in envs:
-            env.close()
-        returns[start:start + len(keys)] = total
-        lengths[start:start + len(keys)] = steps
-    return returns, lengths
+    limit = _max_episode_steps(agent.env_id)
+    horizon = max_episode_steps if limit is None else min(int(limit), max_episode_steps)
+    specs = [StreamSpec(tuple(key), horizon, single_episode=True) for key in seed_keys]
+    out = sample_streams(agent, specs, workers=1, chunk_size=chunk_size, reduce=_whole_episode)
+    if any(length is None for _, length in out):
+        raise PgprobeError(f"an episode of {agent.env_id!r} ran past max_episode_steps={max_episode_steps} "
+                           "without ending: raise the setting or use an environment with a time limit")
+    return np.array([r for r, _ in out], np.float64), np.array([n for _, n in out], np.int64)
+
+
+def _whole_episode(rollout, spec):
+    """``reduce`` of a single-episode stream: (undiscounted raw return, length), or
+    (nan, None) when the stream stopped before its episode ended."""
+    if not rollout.episode_lengths:
+        return np.nan, None
+    return rollout.episode_returns[0], rollout.episode_lengths[0]
+
+
+def _max_episode_steps(env_id: str) -> int | None:
+    import gymnasium as gym
+
+    from .. import envs  # noqa: F401  (registers pgprobe's closed-form task)
+    return gym.spec(env_id).max_episode_steps
 
 
 def _point_job(agent, seed_keys, chunk_size, max_episode_steps):

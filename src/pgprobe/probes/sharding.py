@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import PgprobeError
 
 
@@ -26,12 +28,20 @@ def check_shard(shard: int, shard_count: int, what: str = "shard count") -> None
         raise PgprobeError(f"--shard {shard}: expected 0 <= shard < {shard_count} (the {what})")
 
 
-def shard_items(items: Sequence, shard: int, shard_count: int, group_size: int = 1) -> list:
+def shard_items(items: Sequence, shard: int, shard_count: int, group_size: int = 1,
+                blocks: bool = False) -> list:
     """The items of shard ``shard`` of ``shard_count``: groups of ``group_size`` consecutive
-    items dealt round robin (a shard may be empty when there are fewer groups than shards)."""
+    items dealt round robin, or (``blocks``) in contiguous runs of groups, shard k taking
+    groups round(kG/S) … round((k+1)G/S) − 1 of G.  A shard may be empty when there are
+    fewer groups than shards."""
     check_shard(shard, shard_count)
     groups = [items[i:i + group_size] for i in range(0, len(items), group_size)]
-    return [item for group in groups[shard::shard_count] for item in group]
+    if blocks:
+        bounds = np.linspace(0, len(groups), shard_count + 1).round().astype(int)
+        chosen = groups[bounds[shard]:bounds[shard + 1]]
+    else:
+        chosen = groups[shard::shard_count]
+    return [item for group in chosen for item in group]
 
 
 def shard_key(**fields) -> str:
