@@ -5,7 +5,7 @@
 
 Each study is a finished workflow directory (its ``benchmarks/`` files, Snakemake's CPU
 seconds and peak RSS per job) and the ``--configfile`` it ran with.  Its job list comes
-from the workflow's ``plan_jobs`` rule (run in a scratch directory on that config), and
+from the workflow's ``plan_jobs`` rule (run in the study's directory on that config), and
 each job's state-action pairs from ``pgprobe.plan.job_pairs``, so the fit and the plan
 count work the same way.  Per rule r:
 
@@ -41,7 +41,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def job_list(config: Path, scratch: Path) -> dict:
-    scratch.mkdir(parents=True, exist_ok=True)
+    """The study's job list: the workflow's plan_jobs rule run in the study's own directory
+    (``scratch``; agents' files are relative to it)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(scratch), "--cores", "1",
            "results/plan/jobs.json", "--quiet", "rules", "--forcerun", "plan_jobs", "--configfile", str(config)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -81,6 +82,8 @@ def read_benchmark(path: Path) -> tuple[float, float] | None:
 def episode_length_table(studies: list[Path]) -> dict:
     lengths: dict[str, list] = defaultdict(list)
     for study in studies:
+        if not (study / "results/datasets/training.nc").exists():
+            continue
         ds = xr.open_dataset(study / "results/datasets/training.nc")
         for env in ds["env"].values:
             run = ds["mean_episode_length"].sel(env=env)
@@ -110,9 +113,10 @@ def env_cost(envs: list[str], steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", nargs=2, action="append", metavar=("DIR", "CONFIG"), required=True)
+    parser.add_argument("--validate", nargs=2, action="append", default=[], metavar=("DIR", "CONFIG"),
+                        help="a measured study priced with the fitted costs but not used to fit them")
     parser.add_argument("--env-cost-envs", nargs="+", default=["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
     parser.add_argument("--env-cost-steps", type=int, default=2048)
-    parser.add_argument("--scratch", default="/tmp/pgprobe-fit-plan")
     parser.add_argument("--commit", required=True, help="commit the studies ran at")
     parser.add_argument("--machine", required=True)
     parser.add_argument("--out", required=True)
@@ -130,7 +134,7 @@ def main() -> None:
     samples: dict[str, list] = defaultdict(list)      # rule -> [(cpu, rss, weighted pairs, held allowance MB)]
     plans = []
     for n, (study, config) in enumerate(studies):
-        plan = job_list(config, Path(args.scratch) / str(n))
+        plan = job_list(config, study)
         plans.append((study, plan))
         dims = {}
         for job in plan["jobs"]:
@@ -159,14 +163,26 @@ def main() -> None:
                                  "base_mb": max(e["base_mb"] for e in costs["rules"].values())}
     Path(args.out).write_text("# pgprobe plan's cost coefficients: written by bench/fit_plan_costs.py (see its docstring).\n"
                               + yaml.safe_dump(costs, sort_keys=False))
+    for n, (directory, config) in enumerate(args.validate):
+        plans.append((Path(directory).resolve(), job_list(Path(config).resolve(), Path(directory).resolve())))
     for study, plan in plans:
         rows = planning.price(plan, costs)
         estimate = sum(r["cpu_s"] for r in rows)
-        measured = [read_benchmark(benchmark_path(study, job)) for job in plan["jobs"]]
+        priced = [row for row in rows]
+        jobs = [job for job in plan["jobs"] if job["rule"] not in planning.IN_PROCESS_RULES]
+        measured = [read_benchmark(benchmark_path(study, job)) for job in jobs]
         total = sum(m[0] for m in measured if m)
-        print(f"{study}: estimate {estimate / 3600:.2f} CPU-h, measured {total / 3600:.2f} CPU-h "
-              f"({sum(1 for m in measured if m)}/{len(measured)} jobs with benchmarks), "
-              f"ratio {estimate / total:.3f}" if total else f"{study}: no benchmarks")
+        covered = sum(row["cpu_s"] for row, m in zip(priced, measured) if m)
+        print(f"{study}: estimate {estimate / 3600:.3f} CPU-h for {len(jobs)} jobs; over the "
+              f"{sum(1 for m in measured if m)} jobs with benchmark files: estimate {covered / 3600:.3f}, "
+              f"measured {total / 3600:.3f} CPU-h, ratio {covered / total:.3f}" if total else f"{study}: no benchmarks")
+        by_rule: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
+        for row, m in zip(priced, measured):
+            if m:
+                by_rule[planning._rule_key(row["rule"])][0] += row["cpu_s"]
+                by_rule[planning._rule_key(row["rule"])][1] += m[0]
+        for rule, (est, meas) in sorted(by_rule.items(), key=lambda kv: -kv[1][1]):
+            print(f"    {rule:32s} estimate {est:9.0f} CPU-s  measured {meas:9.0f} CPU-s  ratio {est / meas:.2f}")
 
 
 if __name__ == "__main__":
