@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+# Stable-Baselines3's learn() makes a fresh /tmp/SB3-<time> log directory unless told where.
+os.environ.setdefault("SB3_LOGDIR", os.path.join(tempfile.gettempdir(), "pgprobe-tests-sb3"))
 REPO = Path(__file__).resolve().parents[1]
 TINY_STEPS = 512
 
