@@ -83,3 +83,42 @@ def test_sample_streams_deterministic_and_worker_independent():
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert [r.sample_count for r in one] == [s.step_count for s in streams]
     assert not np.array_equal(one[0].actions[:10], one[1].actions[:10])
+
+
+def test_single_episode_streams_equal_a_plain_loop_over_running_episodes():
+    """Single-episode mode (the landscapes' true reward, the values probe's restored
+    rollouts): each stream stops at its first episode's end, and the policy runs on the
+    still-running episodes' rows only; a plain loop doing exactly that gives the same
+    actions, rewards and episode returns bit for bit."""
+    from pgprobe.probes.landscapes import episode_returns
+
+    agent = _agent("Hopper-v5", 11, 3)
+    keys = [(3, k) for k in range(5)]
+    horizon = 1000
+    envs = [make_env("Hopper-v5") for _ in keys]
+    seeds, rngs = zip(*(stream_rngs(k) for k in keys))
+    raw = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds)]).astype(np.float64)
+    std = np.exp(agent.log_std)
+    running, returns, lengths, actions = list(range(len(keys))), [0.0] * len(keys), [0] * len(keys), \
+        [[] for _ in keys]
+    while running:
+        means = agent.policy_mean(agent.observe(raw[running]))
+        for row, i in enumerate(list(running)):
+            action = means[row] + std * rngs[i].standard_normal(3, dtype=np.float32)
+            actions[i].append(action)
+            o, reward, term, trunc, _ = envs[i].step(np.clip(action, envs[i].action_space.low,
+                                                             envs[i].action_space.high))
+            returns[i] += reward
+            lengths[i] += 1
+            raw[i] = o
+            if term or trunc:
+                running.remove(i)
+    assert len(set(lengths)) > 1                       # episodes ended at different steps
+    seeds, rngs = zip(*(stream_rngs(k) for k in keys))
+    fast = rollout([make_env("Hopper-v5") for _ in keys], agent.policy_mean, agent.log_std, agent.value,
+                   [horizon] * len(keys), rngs, seeds, agent.observe, agent.scale_rewards, single_episode=True)
+    for i, got in enumerate(fast):
+        np.testing.assert_array_equal(got.actions, np.asarray(actions[i]))
+        assert got.episode_returns == [returns[i]] and got.episode_lengths == [lengths[i]]
+    r, n = episode_returns(agent, keys, chunk_size=len(keys), max_episode_steps=100_000)
+    assert list(r) == returns and list(n) == lengths
