@@ -492,7 +492,7 @@ def setup(config):
 
 
 def plan_jobs(config) -> dict:
-    """Every job of the study (``all`` and its inputs) with what prices it (rule ``plan``):
+    """Every job of the study (``all`` and its inputs) with what prices it, for the plan rules;
     {"jobs": [{rule, env, algo, seed, iteration, kind}], "probe_settings": {probe: settings},
     "shards": {probe: count}, "training": {"env algo": section}, "regime": [...]}.  Built from
     the same plan (RUNS, PROBE_ITERS, SHARDS, ...) and settings the rules use."""
@@ -535,11 +535,14 @@ def plan_jobs(config) -> dict:
             "shards": {p: SHARDS.get(p, 1) for p in PROBES}, "training": training, "regime": regime}
 
 
-def write_text_atomic(path, text):
+def write_text_atomic(path, text, log=None):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(f"wrote {path}\n")
 
 
 def DATASET_NAMES():

@@ -21,8 +21,10 @@ rule plan_jobs:
         "results/plan/jobs.json",
     params:
         jobs=lambda wildcards: canonical(plan_jobs(config)),
+    log:
+        "logs/plan_jobs.log",
     run:
-        write_text_atomic(output[0], params.jobs)
+        write_text_atomic(output[0], params.jobs, log[0])
 
 
 rule plan:
@@ -35,5 +37,7 @@ rule plan:
         code=code_hash("pgprobe.plan"),
     log:
         "logs/plan.log",
+    conda:
+        "../../envs/pgprobe.yaml"
     shell:
         "pgprobe plan --jobs {input:q} --out {output.data:q} --table {output.table:q} > {log:q} 2>&1"
