@@ -80,22 +80,25 @@ def read_benchmark(path: Path) -> tuple[float, float] | None:
 
 
 def episode_length_table(studies: list[Path]) -> dict:
-    lengths: dict[str, list] = defaultdict(list)
+    """Per task: {iteration: mean episode length} over the studies' training runs
+    (results/runs/ENV/ALGO/seedS/train.nc; every algorithm and seed; ±5 iterations; the
+    checkpoint-0 policy's episodes are those of iteration 1's batch)."""
+    curves: dict[str, list] = defaultdict(list)
     for study in studies:
-        if not (study / "results/datasets/training.nc").exists():
-            continue
-        ds = xr.open_dataset(study / "results/datasets/training.nc")
-        for env in ds["env"].values:
-            run = ds["mean_episode_length"].sel(env=env)
-            curve = run.mean([d for d in run.dims if d != "iteration"], skipna=True)
-            lengths[str(env)].append(curve)
+        for path in sorted(study.glob("results/runs/*/*/seed*/train.nc")):
+            env = path.parts[-4]
+            with xr.open_dataset(path) as ds:
+                curve = ds["mean_episode_length"].squeeze(drop=True).load()
+            curves[env].append(curve.drop_vars([c for c in curve.coords if c != "iteration"]))
     table = {}
-    for env, curves in lengths.items():
-        curve = xr.concat(curves, "study", join="outer").mean("study", skipna=True)
-        iterations = curve["iteration"].values
+    for env, runs in curves.items():
+        curve = xr.concat(runs, "run", join="outer").mean("run", skipna=True)
         smooth = curve.rolling(iteration=11, center=True, min_periods=1).mean()
-        marks = [int(i) for i in iterations if i == 0 or i % 25 == 0 or i == iterations.max()]
+        iterations = curve["iteration"].values
+        marks = [int(i) for i in iterations if i % 25 == 0 or i == iterations.max()]
         table[env] = {i: round(float(smooth.sel(iteration=i)), 1) for i in marks}
+        # iteration k's batch is sampled by checkpoint k - 1's policy: checkpoint 0 = iteration 1
+        table[env] = {0: round(float(curve.isel(iteration=0)), 1), **table[env]}
     return table
 
 
