@@ -102,6 +102,27 @@ def episode_length_table(studies: list[Path]) -> dict:
     return table
 
 
+def landscape_episode_fraction(studies: list[tuple[Path, Path]], costs: dict) -> dict:
+    """Per task: Σ steps of the landscape shards' episodes / Σ the plan's episode count × L_e
+    (perturbed policies end their episodes sooner than the trained one)."""
+    from pgprobe import plan as planning
+
+    actual, planned = defaultdict(float), defaultdict(float)
+    for study, config in studies:
+        plan = job_list(config, study)
+        for job in plan["jobs"]:
+            if job["rule"] != "probe_landscapes_shard" or job["algo"] not in ("ppo", "trpo"):
+                continue
+            path = study / (f"results/probes/landscapes/{job['env']}/{job['algo']}/seed{job['seed']}/"
+                            f"iter{int(job['iteration']):04d}.shard{job['shard']}.nc")
+            if not path.exists():
+                continue
+            with xr.open_dataset(path) as ds:
+                actual[job["env"]] += float(ds["episode_length"].sum())
+            planned[job["env"]] += planning.job_pairs(job, plan, {**costs, "landscape_episode_fraction": {}})[0]
+    return {env: round(actual[env] / planned[env], 3) for env in planned if planned[env]}
+
+
 def env_cost(envs: list[str], steps: int) -> dict:
     from sampler_throughput import make_agent, sampler_steps_per_second
     cpu_per_pair = {}
@@ -134,6 +155,7 @@ def main() -> None:
              "env_cost": env_cost(args.env_cost_envs, args.env_cost_steps),
              "episode_length": episode_length_table([d for d, _ in studies]),
              "rules": {}}
+    costs["landscape_episode_fraction"] = landscape_episode_fraction(studies, costs)
     samples: dict[str, list] = defaultdict(list)      # rule -> [(cpu, rss, weighted pairs, held allowance MB)]
     plans = []
     for n, (study, config) in enumerate(studies):
@@ -148,6 +170,8 @@ def main() -> None:
             factor = costs["env_cost"].get(job["env"], 1.0) if job["env"] else 1.0
             width = planning._dims(job["env"], dims) + 8 if job["env"] and held else 0
             key = planning._rule_key(job["rule"])
+            if job["algo"] not in (None, "ppo", "trpo"):
+                continue        # imported agents: networks of other sizes (the plan assumes pgprobe's)
             samples[key].append((measured[0], measured[1], factor * pairs, held * width * 8 * 3 / 2 ** 20))
 
     gather = [cpu for cpu, _, _, _ in samples.get("probe_landscapes", [])]
@@ -179,9 +203,14 @@ def main() -> None:
         print(f"{study}: estimate {estimate / 3600:.3f} CPU-h for {len(jobs)} jobs; over the "
               f"{sum(1 for m in measured if m)} jobs with benchmark files: estimate {covered / 3600:.3f}, "
               f"measured {total / 3600:.3f} CPU-h, ratio {covered / total:.3f}" if total else f"{study}: no benchmarks")
+        own = [(row, m) for row, m in zip(priced, measured) if m and not row["imported_agent"]]
+        if len(own) < sum(1 for m in measured if m):
+            est, meas = sum(r["cpu_s"] for r, _ in own), sum(m[0] for _, m in own)
+            print(f"    without imported agents' jobs: estimate {est / 3600:.3f}, measured {meas / 3600:.3f} CPU-h, "
+                  f"ratio {est / meas:.3f}")
         by_rule: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
         for row, m in zip(priced, measured):
-            if m:
+            if m and not row["imported_agent"]:
                 by_rule[planning._rule_key(row["rule"])][0] += row["cpu_s"]
                 by_rule[planning._rule_key(row["rule"])][1] += m[0]
         for rule, (est, meas) in sorted(by_rule.items(), key=lambda kv: -kv[1][1]):

@@ -63,6 +63,9 @@ def test_pairs_per_job_by_hand():
     assert pairs(job("probe_values")) == (2 * 100 + 4 * 5 * 150, 200)
     # 2 regimes x 3 x 2 points x 4 episodes of L(300) = 420 steps, over 2 shards
     assert pairs(job("probe_landscapes_shard", iteration=300, shard=0)) == (2 * 3 * 2 * 4 * 420 / 2, 0)
+    halved = {**COSTS, "landscape_episode_fraction": {"Hopper-v5": 0.5}}   # perturbed policies fall sooner
+    assert planning.job_pairs(job("probe_landscapes_shard", iteration=300, shard=0), plan, halved)[0] == \
+        2 * 3 * 2 * 4 * 420 / 2 * 0.5
     assert pairs(job("probe_landscapes_directions")) == (1100, 1000)
     assert pairs(job("probe_landscapes")) == (0, 0)                         # the gather
     assert planning.job_pairs(job("probe_landscapes_shard", env="Humanoid-v5", shard=0), plan, COSTS)[2] is False

@@ -16,7 +16,8 @@ by ``bench/fit_plan_costs.py`` from Snakemake benchmark files of measured studie
   Σ_N estimates · N, its reference or true-value sample, its held-out streams; episodes
   (landscapes true reward, values restored rollouts) count L_e(iteration) pairs each, the
   mean episode length measured in training at that iteration (the task's time limit where
-  it was not measured: an upper bound).
+  it was not measured: an upper bound); the landscapes' perturbed policies run episodes of
+  L_e times the fraction measured on the task's landscape shards.
 * ``rate_r``: CPU-s per pair on Hopper-v5 for that rule (sampling, forward and backward
   passes, updates and fits, all per pair); ``c_e``: a task's CPU per sampled pair relative
   to Hopper-v5 (bench/sampler_throughput.py's sampler).  Tasks not measured take c = 1 and
@@ -136,7 +137,9 @@ def job_pairs(job: dict, plan: dict, costs: dict) -> tuple[float, float, bool]:
         count = shards["landscapes"]
         directions = sum(s["step_sample_counts"])
         points = len(s["step_sample_counts"]) * s["alpha_points"] * s["beta_points"]
-        true_reward = episodes(points * max(s["trajectory_counts"]))
+        # episodes of the perturbed policies: L_e × the fraction measured over landscape shards
+        fraction = costs.get("landscape_episode_fraction", {}).get(env, 1.0)
+        true_reward = episodes(points * max(s["trajectory_counts"])) * fraction
         if rule == "probe_landscapes_directions":
             return directions, max(s["step_sample_counts"]), True
         if rule == "probe_landscapes_shard":
@@ -195,6 +198,7 @@ def price(plan: dict, costs: dict) -> list[dict]:
         peak = rc["base_mb"] + held * width * 8 * 3 / 2 ** 20
         rows.append({"rule": rule, "env": env or "", "pairs": pairs, "cpu_s": cpu, "peak_mb": peak,
                      "env_cost_measured": factor is not None or not env, "rule_measured": rule_measured,
+                     "imported_agent": job.get("algo") not in (None, "ppo", "trpo"),
                      "episode_length_measured": lengths_measured})
     return rows
 
@@ -211,6 +215,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry["peak_mb"] = max(entry["peak_mb"], row["peak_mb"])
         if not row["env_cost_measured"]:
             entry["assumed"].add(f"{row['env']} cost per pair = Hopper-v5's")
+        if row["imported_agent"]:
+            entry["assumed"].add("imported agents cost what pgprobe's own networks cost")
         if not row["rule_measured"]:
             entry["assumed"].add("rule not measured: a probe job's fixed cost")
         if not row["episode_length_measured"]:
