@@ -168,11 +168,12 @@ def main() -> None:
                 continue
             pairs, held, _ = planning.job_pairs(job, plan, costs)
             factor = costs["env_cost"].get(job["env"], 1.0) if job["env"] else 1.0
-            width = planning._dims(job["env"], dims) + 8 if job["env"] and held else 0
+            allowance = held * planning.held_bytes_per_pair(planning._dims(job["env"], dims)) / 2 ** 20 \
+                if job["env"] and held else 0.0
             key = planning._rule_key(job["rule"])
             if job["algo"] not in (None, "ppo", "trpo"):
                 continue        # imported agents: networks of other sizes (the plan assumes pgprobe's)
-            samples[key].append((measured[0], measured[1], factor * pairs, held * width * 8 * 3 / 2 ** 20))
+            samples[key].append((measured[0], measured[1], factor * pairs, allowance))
 
     gather = [cpu for cpu, _, _, _ in samples.get("probe_landscapes", [])]
     probe_overhead = statistics.median(gather) if gather else 3.0

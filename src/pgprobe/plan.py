@@ -9,7 +9,7 @@ Cost model of one job j of rule r on task e (coefficients in ``plan_costs.yaml``
 by ``bench/fit_plan_costs.py`` from Snakemake benchmark files of measured studies):
 
   CPU-s(j)   = overhead_r + rate_r · c_e · pairs_r(j)
-  peak MB(j) = base_mb_r + held_r(j) · (obs_dim_e + act_dim_e + 8) · 8 B · 3 / 2²⁰
+  peak MB(j) = base_mb_r + held_r(j) · 2 · (4 B · (obs_dim_e + act_dim_e) + 8 · 8 B) / 2²⁰
 
 * ``pairs_r(j)``: the state-action pairs the job steps through, from its settings
   (``job_pairs``): training iterations × steps per iteration; a probe's estimate grid
@@ -23,7 +23,8 @@ by ``bench/fit_plan_costs.py`` from Snakemake benchmark files of measured studie
   to Hopper-v5 (bench/sampler_throughput.py's sampler).  Tasks not measured take c = 1 and
   are flagged.
 * ``held_r(j)``: pairs the job holds in memory at once (an update batch, the true-value fit
-  sample); 3 copies of float64 rows is the allowance for the batch, its tensors and grads.
+  sample), at an allowance (``held_bytes_per_pair``) that the default scale's jobs, whose
+  peak memory is mostly the interpreter, torch and MuJoCo, cannot confirm.
 
 CPU-hours are the sum over jobs; wall time on a machine is at least CPU-hours / cores.
 """
@@ -182,6 +183,13 @@ def _dims(env: str, cache: dict) -> int:
     return cache[env]
 
 
+def held_bytes_per_pair(obs_act_dim: int) -> int:
+    """Memory allowance per held state-action pair: two float32 copies of its observation
+    and action (numpy, torch) and eight float64 per-pair scalars (log-prob, value, reward,
+    advantage, target, ...)."""
+    return 2 * (4 * obs_act_dim + 8 * 8)
+
+
 def price(plan: dict, costs: dict) -> list[dict]:
     """One row per job: rule, env, pairs, cpu_s, peak_mb, and flags of what was assumed."""
     rows, dims = [], {}
@@ -194,8 +202,7 @@ def price(plan: dict, costs: dict) -> list[dict]:
         env = job["env"]
         factor = costs["env_cost"].get(env) if env else 1.0
         cpu = rc["overhead_cpu_s"] + rc.get("cpu_s_per_pair", 0.0) * (factor or 1.0) * pairs
-        width = _dims(env, dims) + 8 if env and held else 0
-        peak = rc["base_mb"] + held * width * 8 * 3 / 2 ** 20
+        peak = rc["base_mb"] + held * held_bytes_per_pair(_dims(env, dims)) / 2 ** 20 if env and held else rc["base_mb"]
         rows.append({"rule": rule, "env": env or "", "pairs": pairs, "cpu_s": cpu, "peak_mb": peak,
                      "env_cost_measured": factor is not None or not env, "rule_measured": rule_measured,
                      "imported_agent": job.get("algo") not in (None, "ppo", "trpo"),
@@ -204,10 +211,13 @@ def price(plan: dict, costs: dict) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Per rule: jobs, pairs, CPU-hours, max peak MB; then a total row."""
+    """Per rule (collect_* and figure_* as one row each): jobs, pairs, CPU-hours, max peak
+    MB; then a total row."""
     by_rule: dict[str, dict] = {}
     for row in rows:
-        entry = by_rule.setdefault(row["rule"], {"rule": row["rule"], "jobs": 0, "pairs": 0.0, "cpu_hours": 0.0,
+        key = _rule_key(row["rule"])
+        key = f"{key}_*" if key != row["rule"] else key
+        entry = by_rule.setdefault(key, {"rule": key, "jobs": 0, "pairs": 0.0, "cpu_hours": 0.0,
                                                   "peak_mb": 0.0, "assumed": set()})
         entry["jobs"] += 1
         entry["pairs"] += row["pairs"]
