@@ -100,7 +100,7 @@ def test_packaged_costs_price_every_rule_of_a_study():
     costs = planning.load_costs()
     for rule in ("train", "train_regime", "probe_gradients", "probe_gradients_shard", "probe_steps",
                  "probe_values", "probe_baselines", "probe_baselines_shard", "probe_landscapes",
-                 "probe_landscapes_directions", "probe_landscapes_shard", "collect", "figure", "claims"):
+                 "probe_landscapes_directions", "probe_landscapes_shard", "collect", "figure", "default"):
         assert rule in costs["rules"], rule
     assert costs["env_cost"]["Hopper-v5"] == 1.0
 
