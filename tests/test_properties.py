@@ -127,3 +127,22 @@ def test_merge_of_any_subset_in_any_order(checkpoint_files, tmp_path_factory, su
     expected_size = {d: len({p[i] for p in subset}) for i, d in enumerate(["env", "algo", "seed", "iteration"])}
     for dim, size in expected_size.items():
         assert merged_a.sizes[dim] == size
+
+
+def test_collect_pads_a_dimension_whose_size_depends_on_the_task(tmp_path):
+    """The values probe's observation_component has the task's observation size (11 on
+    Hopper-v5, 17 on Walker2d-v5): collect pads it with NaN instead of refusing to merge."""
+    paths = []
+    for env, obs_dim in (("Hopper-v5", 11), ("Walker2d-v5", 17)):
+        ds = xr.Dataset({"true_value_observation": variable(("true_value_state", "observation_component"),
+                                                            np.full((2, obs_dim), float(obs_dim)), "obs", "1")})
+        ds = add_run_coords(ds, env, "ppo", 0, 100)
+        ds.attrs = provenance("values", {}, "0" * 64)
+        paths.append(tmp_path / f"{env}.nc")
+        write_netcdf(ds, paths[-1])
+    merged = collect("values", [str(p) for p in paths], tmp_path / "values.nc")
+    obs = merged["true_value_observation"].squeeze(["algo", "seed", "iteration"], drop=True)
+    assert merged.sizes["observation_component"] == 17
+    np.testing.assert_array_equal(obs.sel(env="Walker2d-v5").values, 17.0)
+    np.testing.assert_array_equal(obs.sel(env="Hopper-v5").values[:, :11], 11.0)
+    assert np.isnan(obs.sel(env="Hopper-v5").values[:, 11:]).all()

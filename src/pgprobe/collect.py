@@ -145,11 +145,35 @@ def load_inputs(probe: str, paths: list[str], coords: list[dict] | None) -> list
     return datasets
 
 
+def pad_ragged_dims(datasets: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Dimensions without a coordinate whose size differs between inputs (e.g. the values
+    probe's ``observation_component``: 11 on Hopper-v5, 17 on Walker2d-v5) get an integer
+    index 0 … n−1 and are padded with NaN to the largest size, so the inputs combine; other
+    dimensions are left as they are."""
+    sizes: dict[str, set] = {}
+    for ds in datasets:
+        for dim, size in ds.sizes.items():
+            if dim not in ds.coords:
+                sizes.setdefault(dim, set()).add(size)
+    ragged = {dim: max(found) for dim, found in sizes.items() if len(found) > 1}
+    if not ragged:
+        return datasets
+    out = []
+    for ds in datasets:
+        index = {dim: np.arange(ds.sizes[dim]) for dim in ragged if dim in ds.dims}
+        ds = ds.assign_coords(index).reindex({dim: np.arange(ragged[dim]) for dim in index})
+        for dim in index:
+            ds[dim].attrs = {"long_name": f"index along {dim} (padded with NaN to the largest input)",
+                             "units": "1"}
+        out.append(ds)
+    return out
+
+
 def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | None = None) -> xr.Dataset:
     """Merge ``paths`` into one dataset of kind ``probe`` and write it to ``out``."""
     from .datasets import provenance, write_netcdf
 
-    datasets = load_inputs(probe, paths, coords)
+    datasets = pad_ragged_dims(load_inputs(probe, paths, coords))
     sources = [json.loads(ds.attrs.pop("_source")) for ds in datasets]
     try:
         merged = xr.combine_by_coords(datasets, join="outer", compat="no_conflicts", data_vars="all",
