@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgprobe.collect import collect
+from pgprobe.errors import PgprobeError
 from pgprobe.probes.common import config_probe_schemas
 from pgprobe.datasets import add_run_coords, provenance, variable, write_netcdf
 
@@ -146,3 +147,14 @@ def test_collect_pads_a_dimension_whose_size_depends_on_the_task(tmp_path):
     np.testing.assert_array_equal(obs.sel(env="Walker2d-v5").values, 17.0)
     np.testing.assert_array_equal(obs.sel(env="Hopper-v5").values[:, :11], 11.0)
     assert np.isnan(obs.sel(env="Hopper-v5").values[:, 11:]).all()
+
+
+def test_collect_refuses_two_inputs_of_the_same_run(checkpoint_files, tmp_path):
+    """Two inputs at the same (env, algo, seed, iteration) would leave one of them out of the
+    merge silently (e.g. sample-regime runs collected without --coords)."""
+    point = UNIVERSE[0]
+    copy = tmp_path / "copy.nc"
+    write_netcdf(_checkpoint_dataset(*point), copy)
+    with pytest.raises(PgprobeError, match="are the same run"):
+        collect("gradients", [str(checkpoint_files[point]), str(copy)], tmp_path / "merged.nc")
+    assert not (tmp_path / "merged.nc").exists()

@@ -145,6 +145,20 @@ def load_inputs(probe: str, paths: list[str], coords: list[dict] | None) -> list
     return datasets
 
 
+def check_distinct_runs(datasets: list[xr.Dataset], paths: list[str]) -> None:
+    """Refuse two inputs that sit at the same place of the merged dataset (the same values of
+    every length-1 dimension: env, algo, seed, iteration, and --coords): combining them would
+    keep one and drop the other."""
+    seen: dict = {}
+    for ds, path in zip(datasets, paths):
+        key = tuple(sorted((str(d), str(ds[d].values[0])) for d in ds.dims if d in ds.coords and ds.sizes[d] == 1))
+        if key in seen:
+            where = ", ".join(f"{d}={v}" for d, v in key)
+            raise PgprobeError(f"--inputs: {seen[key]!r} and {path!r} are the same run ({where}): give each "
+                               "input a distinguishing --coords entry")
+        seen[key] = path
+
+
 def pad_ragged_dims(datasets: list[xr.Dataset]) -> list[xr.Dataset]:
     """Dimensions without a coordinate whose size differs between inputs (e.g. the values
     probe's ``observation_component``: 11 on Hopper-v5, 17 on Walker2d-v5) get an integer
@@ -173,7 +187,9 @@ def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | 
     """Merge ``paths`` into one dataset of kind ``probe`` and write it to ``out``."""
     from .datasets import provenance, write_netcdf
 
-    datasets = pad_ragged_dims(load_inputs(probe, paths, coords))
+    datasets = load_inputs(probe, paths, coords)
+    check_distinct_runs(datasets, paths)
+    datasets = pad_ragged_dims(datasets)
     sources = [json.loads(ds.attrs.pop("_source")) for ds in datasets]
     try:
         merged = xr.combine_by_coords(datasets, join="outer", compat="no_conflicts", data_vars="all",
