@@ -28,14 +28,16 @@ def test_shards_reading_directions_equal_unsharded(closed_form_checkpoint, tmp_p
     plane = open_dataset(directions, "landscapes-directions")
     assert plane["step_direction"].dims == ("regime", "parameter")
     assert dict(plane["surrogate"].sizes) == {"regime": 2, "alpha_index": 2, "beta_index": 2}
+    sharded = ["--checkpoint", str(closed_form_checkpoint), "--settings",
+               json.dumps({**SETTINGS, "grid_shards": 2}), "--seed", "3"]
     shards = []
     for k in range(2):
         path = tmp_path / f"land.shard{k}.nc"
-        assert main(["probe", "landscapes-shard", *common, "--out", str(path), "--shard", str(k),
-                     "--shard-count", "2", "--workers", "1", "--directions", str(directions)]) == 0
+        assert main(["probe", "landscapes-shard", *sharded, "--out", str(path), "--shard", str(k),
+                     "--workers", "1", "--directions", str(directions)]) == 0
         shards.append(str(path))
     gathered = tmp_path / "gathered.nc"
-    assert main(["probe", "landscapes", *common, "--out", str(gathered), "--shards", *shards]) == 0
+    assert main(["probe", "landscapes", *sharded, "--out", str(gathered), "--shards", *shards]) == 0
     xr.testing.assert_identical(open_dataset(whole, "landscapes"), open_dataset(gathered, "landscapes"))
 
 
@@ -50,7 +52,7 @@ def test_directions_of_another_plane_or_seed_are_refused(closed_form_checkpoint,
                    json.dumps({**SETTINGS, "alpha_max": 1.0}), "--seed", "3"]
     for args in (other_plane, [*common, "--seed", "4"]):
         assert main(["probe", "landscapes-shard", *args, "--out", str(out), "--shard", "0",
-                     "--shard-count", "2", "--directions", str(directions)]) == 2
+                     "--directions", str(directions)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "directions file" in err[0], err
     assert not out.exists()

@@ -106,14 +106,16 @@ def test_sharded_equals_unsharded_via_cli(closed_form_checkpoint, tmp_path, monk
     common = ["--checkpoint", str(closed_form_checkpoint), "--settings", settings, "--seed", "3"]
     whole = tmp_path / "whole.nc"
     assert main(["probe", "landscapes", *common, "--out", str(whole), "--workers", "2"]) == 0
+    sharded = ["--checkpoint", str(closed_form_checkpoint), "--settings",
+               json.dumps({**SMALL_SETTINGS, "grid_shards": 3}), "--seed", "3"]
     shards = []
     for k in range(3):
         path = tmp_path / f"land.shard{k}.nc"
-        assert main(["probe", "landscapes-shard", *common, "--out", str(path), "--shard", str(k),
-                     "--shard-count", "3", "--workers", "1"]) == 0
+        assert main(["probe", "landscapes-shard", *sharded, "--out", str(path), "--shard", str(k),
+                     "--workers", "1"]) == 0
         shards.append(str(path))
     gathered = tmp_path / "gathered.nc"
-    assert main(["probe", "landscapes", *common, "--out", str(gathered), "--shards", *shards[::-1]]) == 0
+    assert main(["probe", "landscapes", *sharded, "--out", str(gathered), "--shards", *shards[::-1]]) == 0
     a, b = open_dataset(whole, "landscapes"), open_dataset(gathered, "landscapes")
     xr.testing.assert_identical(a, b)
     assert set(a.dims) >= {"env", "algo", "seed", "iteration", "regime", "alpha", "beta",
@@ -157,7 +159,8 @@ def test_cli_errors_leave_no_file(closed_form_checkpoint, tmp_path, capsys):
         assert main(["probe", "landscapes", *args, "--out", str(out)]) == 2
         assert "pgprobe: error:" in capsys.readouterr().err
     assert main(["probe", "landscapes-shard", "--checkpoint", str(closed_form_checkpoint),
-                 "--out", str(out), "--shard", "3", "--shard-count", "3"]) == 2
+                 "--out", str(out), "--shard", "3",
+                 "--settings", json.dumps({**SMALL_SETTINGS, "grid_shards": 3})]) == 2
     assert not out.exists()
 
 

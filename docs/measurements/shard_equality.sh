@@ -13,7 +13,8 @@ B='{"sample_counts":[128,256],"estimates":2,"true_value_streams":6,"true_value_s
 for k in 0 1; do pgprobe probe baselines-shard --checkpoint "$CK" --shard $k --settings "$B" --workers 1 --no-progress --out b.shard$k.nc > /dev/null 2>&1; done
 pgprobe probe baselines --checkpoint "$CK" --settings "$B" --workers 1 --no-progress --shards b.shard0.nc b.shard1.nc --out b.nc > /dev/null 2>&1
 L='{"alpha_points":3,"beta_points":3,"step_sample_counts":[128,256],"trajectory_counts":[1,2],"chunk_size":2}'
+L4='{"alpha_points":3,"beta_points":3,"step_sample_counts":[128,256],"trajectory_counts":[1,2],"chunk_size":2,"grid_shards":4}'  # trees before the grid_shards setting took --shard-count 4
 pgprobe probe landscapes-directions --checkpoint "$CK" --settings "$L" --workers 1 --out l.directions.nc > /dev/null 2>&1
-for k in 0 1 2 3; do pgprobe probe landscapes-shard --checkpoint "$CK" --shard $k --shard-count 4 --settings "$L" --workers 1 --directions l.directions.nc --out l.shard$k.nc > /dev/null 2>&1; done
-pgprobe probe landscapes --checkpoint "$CK" --settings "$L" --workers 1 --shards l.shard0.nc l.shard1.nc l.shard2.nc l.shard3.nc --out l.nc > /dev/null 2>&1
+for k in 0 1 2 3; do pgprobe probe landscapes-shard --checkpoint "$CK" --shard $k --settings "$L4" --workers 1 --directions l.directions.nc --out l.shard$k.nc > /dev/null 2>&1; done
+pgprobe probe landscapes --checkpoint "$CK" --settings "$L4" --workers 1 --shards l.shard0.nc l.shard1.nc l.shard2.nc l.shard3.nc --out l.nc > /dev/null 2>&1
 echo "wrote $OUT/g.nc b.nc l.nc"

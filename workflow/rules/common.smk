@@ -28,8 +28,8 @@ SHARDED_PROBES = ["gradients", "baselines", "landscapes"]
 
 # How each probe learns its shard count: a key of its settings, or a command-line flag of
 # its NAME-shard command.  (The gather command always takes --shards FILE ....)
-SHARD_COUNT_SETTING = {"gradients": "reference_shards", "baselines": "true_value_shards"}
-SHARD_COUNT_FLAG = {"landscapes": "--shard-count"}
+SHARD_COUNT_SETTING = {"gradients": "reference_shards", "baselines": "true_value_shards",
+                       "landscapes": "grid_shards"}
 # The module constant listing the settings that a probe's shard jobs read.
 SHARD_KEYS_CONSTANT = {"gradients": "REFERENCE_KEYS", "baselines": "REFERENCE_KEYS"}
 
@@ -674,8 +674,7 @@ def probe_rule_values(probe):
     base = f"results/probes/{probe}/{{env}}/{{algo}}/seed{{seed}}/iter{{iteration}}"
     logs = f"logs/probes/{probe}/{{env}}/{{algo}}/seed{{seed}}/iter{{iteration}}"
     benchmarks = f"benchmarks/probes/{probe}/{{env}}/{{algo}}/seed{{seed}}/iter{{iteration}}"
-    count_flag = f" {SHARD_COUNT_FLAG[probe]} {shards}" if probe in SHARD_COUNT_FLAG else ""
-    return res, shard_res, settings, shard_json, code, shards, ckpt_path, base, logs, benchmarks, count_flag
+    return res, shard_res, settings, shard_json, code, shards, ckpt_path, base, logs, benchmarks
 
 
 def figure_caption(name):

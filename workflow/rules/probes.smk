@@ -26,8 +26,8 @@ e.g. probes.gradients.estimates reruns the gather job, not the reference shards.
 
 
 for _probe in PROBES:
-    (_res, _shard_res, _settings, _shard_settings, _code, _shards, _ckpt, _base, _logs, _bench,
-     _count_flag) = probe_rule_values(_probe)
+    (_res, _shard_res, _settings, _shard_settings, _code, _shards, _ckpt, _base, _logs,
+     _bench) = probe_rule_values(_probe)
 
     if _shards > 1 and _probe in DIRECTIONS_PROBES:
 
@@ -74,7 +74,6 @@ for _probe in PROBES:
                 settings=_shard_settings or _settings,
                 seed=config["probe_seed"],
                 code=_code,
-                count_flag=_count_flag,
                 directions_flag=directions_flag,
             log:
                 f"{_logs}.shard{{shard}}.log",
@@ -89,7 +88,7 @@ for _probe in PROBES:
                 "../../envs/pgprobe.yaml"
             shell:
                 "pgprobe probe {params.probe}-shard --checkpoint {input.checkpoint:q}"
-                " --shard {wildcards.shard}{params.count_flag}{params.directions_flag}"
+                " --shard {wildcards.shard}{params.directions_flag}"
                 " --settings {params.settings:q}"
                 " --workers {threads} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 

@@ -519,7 +519,7 @@ def _cmd_shard(args) -> None:
     from ..datasets import write_netcdf
 
     settings = checked_settings(args.settings, reference_only=True)
-    sharding.check_shard(args.shard, settings["true_value_shards"], "true_value_shards")
+    sharding.check_shard(args.shard, settings["true_value_shards"], "probes.baselines setting true_value_shards")
     checkpoint = load_checked_checkpoint(args.checkpoint)
     reference = sample_reference(checkpoint, settings, args.seed, args.workers, shard=args.shard,
                                  progress=not args.no_progress)

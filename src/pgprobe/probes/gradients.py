@@ -262,9 +262,7 @@ def _cmd_shard(args) -> None:
     from ..checkpoint import load_checkpoint
     from ..datasets import write_netcdf
     settings = resolve_settings(args.settings, args.seed)
-    if args.shard >= settings["reference_shards"]:
-        raise PgprobeError(f"--shard {args.shard}: expected 0 ≤ shard < reference_shards = "
-                           f"{settings['reference_shards']}")
+    sharding.check_shard(args.shard, settings["reference_shards"], "probes.gradients setting reference_shards")
     ckpt = load_checkpoint(args.checkpoint)
     ckpt.require_finite()
     ref = sample_reference(ckpt, settings, args.workers, shard=args.shard, label=f"reference shard {args.shard}")

@@ -4,8 +4,8 @@ objective on a 2-D plane through the checkpoint's parameters.
 Usage::
 
   pgprobe probe landscapes --checkpoint PATH --out FILE.nc [--settings JSON] [--workers N] [--seed S]
-  pgprobe probe landscapes-shard --checkpoint PATH --out FILE.shardK.nc --shard K --shard-count N \\
-          [--settings JSON] [--workers N] [--seed S]
+  pgprobe probe landscapes-shard --checkpoint PATH --out FILE.shardK.nc --shard K \\
+          [--settings JSON with grid_shards N] [--workers N] [--seed S]
   pgprobe probe landscapes --checkpoint PATH --out FILE.nc --shards FILE.shard0.nc FILE.shard1.nc ...
   pgprobe probe landscapes-directions --checkpoint PATH --out FILE.directions.nc [--settings JSON] ...
   (then landscapes-shard ... --directions FILE.directions.nc: shards read the plane)
@@ -145,8 +145,15 @@ def shard_points(settings: dict, shard: int, shard_count: int) -> list[tuple[int
     return sharding.shard_items(grid_points(settings), shard, shard_count)
 
 
+def _measurement_settings(settings: dict) -> dict:
+    """The settings a landscape's numbers depend on: all but the shard count (every grid
+    point is computed whole inside one shard)."""
+    return {k: v for k, v in settings.items() if k != "grid_shards"}
+
+
 def _shard_key(ckpt, settings: dict, seed: int) -> str:
-    return sharding.shard_key(checkpoint_sha256=ckpt.sha256, probe_seed=int(seed), settings=settings)
+    return sharding.shard_key(checkpoint_sha256=ckpt.sha256, probe_seed=int(seed),
+                              settings=_measurement_settings(settings))
 
 
 # ----------------------------------------------------------------------------- directions
@@ -380,19 +387,21 @@ def _episode_keys(seed: int, ckpt, point: tuple[int, int, int], settings: dict) 
 
 # ----------------------------------------------------------------------------- shards
 
-def compute_shard(ckpt, settings: dict, seed: int, shard: int, shard_count: int,
+def compute_shard(ckpt, settings: dict, seed: int, shard: int,
                   workers: int | None = None, progress: bool = True,
                   directions_path=None) -> xr.Dataset:
-    """Evaluate this shard's grid points; returns the raw shard dataset (dim ``point``).
+    """Evaluate shard ``shard`` of ``grid_shards``'s grid points; returns the raw shard
+    dataset (dim ``point``).
     The plane and the surrogate grid come from ``directions_path`` (a landscapes-directions
     file) when given, else are computed here."""
     from tqdm import tqdm
 
     from ..sampling import default_workers
 
-    sharding.check_shard(shard, shard_count, "--shard-count")
-    ckpt.require_finite()
     settings = validate_settings(settings)
+    shard_count = settings["grid_shards"]
+    sharding.check_shard(shard, shard_count, "probes.landscapes setting grid_shards")
+    ckpt.require_finite()
     alphas, betas = grid_axes(settings)
     if directions_path is None:
         directions = compute_directions(ckpt, settings, seed, workers, progress)
@@ -475,7 +484,7 @@ def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
         raise PgprobeError("no shards to gather")
     first = shards[0] if isinstance(shards[0], xr.Dataset) else open_dataset(shards[0], KIND + "-shard")
     shards = sharding.gather(shards, KIND + "-shard", _shard_key(ckpt, settings, seed),
-                             int(first.attrs.get("shard_count", len(shards))))
+                             settings["grid_shards"])
     first = shards[0].attrs
     for n, shard in enumerate(shards):
         if shard.attrs.get("direction_digest") != first.get("direction_digest"):
@@ -536,7 +545,7 @@ def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
     )
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source)
-    ds.attrs = provenance(KIND, settings, ckpt.sha256, probe_seed=int(seed),
+    ds.attrs = provenance(KIND, _measurement_settings(settings), ckpt.sha256, probe_seed=int(seed),
                           surrogate=("ppo_clipped_eq17" if ckpt.algo == "ppo" else "trpo_eq14"),
                           direction_digest=first["direction_digest"])
     return ds
@@ -544,7 +553,8 @@ def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
 
 def run(ckpt, settings: dict, seed: int, workers: int | None = None, progress: bool = True) -> xr.Dataset:
     """The whole landscape at one checkpoint (computed as a single shard)."""
-    return gather(ckpt, settings, seed, [compute_shard(ckpt, settings, seed, 0, 1, workers, progress)])
+    settings = {**validate_settings(settings), "grid_shards": 1}
+    return gather(ckpt, settings, seed, [compute_shard(ckpt, settings, seed, 0, workers, progress)])
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -580,10 +590,10 @@ def _cmd_shard(args) -> None:
 
     _check_out(args.out)
     settings = _parse_settings(args.settings)
-    sharding.check_shard(args.shard, args.shard_count, "--shard-count")
+    sharding.check_shard(args.shard, settings["grid_shards"], "probes.landscapes setting grid_shards")
     ckpt = load_checkpoint(args.checkpoint)
     ckpt.require_finite()
-    ds = compute_shard(ckpt, settings, args.seed, args.shard, args.shard_count, args.workers,
+    ds = compute_shard(ckpt, settings, args.seed, args.shard, args.workers,
                        directions_path=args.directions)
     write_netcdf(ds, args.out)
     print(f"wrote {args.out}")
@@ -626,7 +636,6 @@ def add_parser(subparsers) -> None:
     _common_arguments(shard)
     from ..cli import nonnegative_int, positive_int
     shard.add_argument("--shard", type=nonnegative_int, required=True, help="shard index K")
-    shard.add_argument("--shard-count", type=positive_int, required=True, help="number of shards N")
     shard.add_argument("--directions", metavar="FILE",
                        help="read the plane and surrogate grid from this landscapes-directions file")
     shard.set_defaults(func=_cmd_shard)
