@@ -634,7 +634,7 @@ def add_parser(subparsers) -> None:
     shard = subparsers.add_parser(
         KIND + "-shard", help="one shard of the landscape grid (gather with landscapes --shards)")
     _common_arguments(shard)
-    from ..cli import nonnegative_int, positive_int
+    from ..cli import nonnegative_int
     shard.add_argument("--shard", type=nonnegative_int, required=True, help="shard index K")
     shard.add_argument("--directions", metavar="FILE",
                        help="read the plane and surrogate grid from this landscapes-directions file")
