@@ -6,7 +6,7 @@
 #   * baselines: the true-value net fitted on 5,001,216 pairs (2442 streams x 2048; paper 5e6),
 #     in 16 shards, then the gather that fits it and measures Figure 4's variances.
 # Run from the study directory (the repository root after the slice's snakemake call):
-#   bash docs/measurements/humanoid/paper_references.sh [ALGO SEED ITERATION]
+#   [PROBES="gradients baselines"] bash docs/measurements/humanoid/paper_references.sh [ALGO SEED ITERATION]
 # Outputs: results/paper_references/{gradients,baselines}/Humanoid-v5/ALGO/seedS/iterNNNN.nc,
 # Snakemake-style benchmark files (wall, CPU-s, peak RSS via /usr/bin/time) next to them.
 set -euo pipefail
@@ -20,7 +20,7 @@ timed() {  # timed LOG -- command...: run, keep /usr/bin/time -v's wall, CPU and
   local log=$1; shift 2
   /usr/bin/time -v "$@" 2> "$log.time" > "$log"
 }
-for probe in gradients baselines; do
+for probe in ${PROBES:-gradients baselines}; do
   settings=$G; [ $probe = baselines ] && settings=$B
   out=results/paper_references/$probe/Humanoid-v5/$ALGO/seed$SEED; mkdir -p "$out"
   for ((k = 0; k < SHARDS; k++)); do
