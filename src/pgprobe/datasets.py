@@ -111,14 +111,18 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     return path
 
 
-def open_dataset(path: str | Path, kind: str | None = None) -> xr.Dataset:
-    """Open a pgprobe NetCDF (loaded into memory); with ``kind``, refuse another probe's file."""
+def open_dataset(path: str | Path, kind: str | None = None, load: bool = True) -> xr.Dataset:
+    """Open a pgprobe NetCDF (loaded into memory; ``load=False``: lazily, the caller closes
+    it); with ``kind``, refuse another probe's file."""
     path = Path(path)
     if not path.is_file():
         raise PgprobeError(f"dataset {str(path)!r} not found")
     try:
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
+        if load:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds = ds.load()
+        else:
+            ds = xr.open_dataset(path, engine="netcdf4")
     except Exception as exc:  # netCDF4 raises OSError/ValueError variants on corrupt files
         raise PgprobeError(f"dataset {str(path)!r} is not a readable NetCDF file: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

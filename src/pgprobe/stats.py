@@ -23,6 +23,33 @@ def pairwise_cosine(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.where((norms[index_a] > 0) & (norms[index_b] > 0), values, np.nan), index_a, index_b
 
 
+def split_half_true_cosine(first: np.ndarray, second: np.ndarray, first_count: int,
+                           second_count: int) -> tuple[float, float]:
+    """How close a large-sample reference is to the quantity it estimates, from its halves.
+
+    A mean of N independent samples is ĝ_N = g + ε_N with E ε_N = 0, E‖ε_N‖² = σ²/N.  For
+    two disjoint parts of N_A and N_B samples, in high dimension (the cross terms vanish),
+
+        c_half = cos(ĝ_A, ĝ_B) ≈ 1 / sqrt((1 + ρ/N_A)(1 + ρ/N_B)),   ρ = σ²/‖g‖²,
+
+    solved for ρ ≥ 0 (a quadratic), and the whole reference's cosine with g is
+
+        cos(ĝ_N, g) ≈ 1 / sqrt(1 + ρ/N),   N = N_A + N_B.
+
+    Returns (c_half, cos(ĝ_N, g)); the second is 0 when c_half ≤ 0 (the halves share no
+    measurable direction) and NaN when c_half is undefined.  A ratio estimate: unbiased
+    only as c_half's own noise vanishes (it reads low when c_half is small)."""
+    c_half = cosine_similarity(first, second)
+    if not np.isfinite(c_half):
+        return c_half, float("nan")
+    if c_half <= 0:
+        return c_half, 0.0
+    # (1 + ρ/N_A)(1 + ρ/N_B) = 1/c²  ⇔  ρ²/(N_A N_B) + ρ (1/N_A + 1/N_B) + 1 − 1/c² = 0
+    a, b, c = 1.0 / (first_count * second_count), 1.0 / first_count + 1.0 / second_count, 1 - 1 / c_half ** 2
+    noise_ratio = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    return c_half, float(1 / np.sqrt(1 + noise_ratio / (first_count + second_count)))
+
+
 def relative_variance(estimates: np.ndarray) -> np.ndarray:
     """Empirical variance of M estimates relative to their mean's size:
     tr Cov(ĝ) / ‖ḡ‖², with the unbiased covariance (1/(M−1)) Σ_i ‖ĝ_i − ḡ‖² and

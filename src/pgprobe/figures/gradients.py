@@ -71,6 +71,13 @@ def _similarity_figure(ds, variable: str, options: dict, out_path, default_envs:
             for (algo, seed), part in sub.groupby(["algo", "seed"]):
                 sns.lineplot(data=part, x="sample_count", y="value", ax=ax, errorbar=("ci", 95), n_boot=500,
                              seed=0, color=ALGO_COLORS.get(algo), label=ALGO_LABELS.get(algo, algo))
+                if variable == "reference_cosine" and "reference_true_cosine" in ds:
+                    # the reference's own estimated cosine with the true gradient: where the
+                    # curve would level off if the reference were the estimates' only error
+                    ceiling = float(ds["reference_true_cosine"].sel(env=env, algo=algo, seed=seed,
+                                                                    iteration=iteration))
+                    if np.isfinite(ceiling):
+                        ax.axhline(ceiling, color=ALGO_COLORS.get(algo), linestyle="--", linewidth=0.8)
             ax.axvline(PRACTICAL_SAMPLES, color="black", linestyle=":", linewidth=1)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("# State-Action Pairs")
@@ -120,12 +127,13 @@ FIGURES = {
                         "of independent estimates vs state-action pairs, Humanoid (paper Figure 1)."},
     "fig2": {"func": fig2, "datasets": ["gradients"],
              "caption": "Convergence of gradient estimates to the reference gradient: cosine similarity vs "
-                        "state-action pairs, Humanoid (paper Figure 2)."},
+                        "state-action pairs, Humanoid (paper Figure 2); dashed: the reference's own "
+                        "estimated cosine with the true gradient (from its two halves)."},
     "fig9": {"func": fig9, "datasets": ["gradients"],
              "caption": "Gradient estimate variance vs state-action pairs, Walker2d and Hopper (paper Figure 9)."},
     "fig10": {"func": fig10, "datasets": ["gradients"],
               "caption": "Convergence of gradient estimates to the reference gradient, Walker2d and Hopper "
-                         "(paper Figure 10)."},
+                         "(paper Figure 10); dashed: the reference's estimated cosine with the true gradient."},
     "figA4_steps_variance": {"func": figA4_steps_variance, "datasets": ["steps"],
                              "caption": "Variance of the algorithms' update steps (pairwise cosine similarity) "
                                         "vs state-action pairs (paper Appendix A.4)."},

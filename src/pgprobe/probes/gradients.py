@@ -35,6 +35,13 @@ unsharded run) into a NetCDF file; ``gradients --shards FILES`` gathers them ins
 sampling the reference itself, and the result equals the unsharded one up to float64
 summation order.
 
+How good is the reference?  The sums are also kept for the two halves of the reference's
+streams (even and odd stream index, so sharded and unsharded runs agree).  With ĝ_N = g + ε_N,
+E‖ε_N‖² = σ²/N, the halves' cosine c_half ≈ 1/√((1 + ρ/N_A)(1 + ρ/N_B)), ρ = σ²/‖g‖², gives ρ,
+and the reference's cosine with the true gradient ≈ 1/√(1 + ρ/N) (``reference_true_cosine``).
+An estimate's cosine with the reference is ≈ its cosine with g times that number, so Figure
+2's curves level off there rather than at 1 when the reference is noisy.
+
 Gradients are computed by exact float64 back-propagation in numpy inside the sampler's
 worker processes (``pgprobe.probes.gradient_model.PolicyGradientModel``), so no sample crosses a
 process boundary and M estimates cost M vectorized passes, not M·n Python steps.
@@ -88,27 +95,47 @@ def _model_and_reduce(ckpt):
     return agent, model, reduce
 
 
+def _zero_sums(parameter_count: int):
+    from ..estimators import GradientSums
+    return GradientSums(np.zeros(parameter_count), np.zeros(parameter_count), 0.0, 0.0, 0)
+
+
 class ReferenceSums:
-    """Gathered reference: gradient sums plus the trajectories behind them."""
+    """Gathered reference: gradient sums plus the trajectories behind them, and the sums of
+    its two halves — the streams of even and of odd index — whose agreement says how close
+    the reference is to the true gradient (``stats.split_half_true_cosine``).  ``halves`` is
+    None for shards written before the halves were kept."""
 
     def __init__(self, parameter_count: int):
-        from ..estimators import GradientSums
-        self.sums = GradientSums(np.zeros(parameter_count), np.zeros(parameter_count), 0.0, 0.0, 0)
+        self.sums = _zero_sums(parameter_count)
+        self.halves: list | None = [_zero_sums(parameter_count), _zero_sums(parameter_count)]
         self.trajectory_count = 0
         self.episode_count = 0
         self.episode_length_sum = 0.0
 
-    def add_stream(self, summary: gradient_model.StreamSummary) -> None:
+    def add_stream(self, summary: gradient_model.StreamSummary, stream_index: int) -> None:
         self.sums = self.sums + summary.sums
+        self.halves[stream_index % 2] = self.halves[stream_index % 2] + summary.sums
         self.trajectory_count += summary.trajectory_count
         self.episode_count += len(summary.episode_lengths)
         self.episode_length_sum += float(sum(summary.episode_lengths))
 
     def add(self, other: "ReferenceSums") -> None:
         self.sums = self.sums + other.sums
+        self.halves = (None if self.halves is None or other.halves is None else
+                       [mine + theirs for mine, theirs in zip(self.halves, other.halves)])
         self.trajectory_count += other.trajectory_count
         self.episode_count += other.episode_count
         self.episode_length_sum += other.episode_length_sum
+
+    def true_cosine(self) -> tuple[float, float]:
+        """(cosine of the halves' gradients, estimated cosine of the reference with the
+        true gradient); NaN without halves or with an empty half."""
+        from ..stats import split_half_true_cosine
+        if self.halves is None or min(half.count for half in self.halves) == 0:
+            return math.nan, math.nan
+        first, second = self.halves
+        return split_half_true_cosine(first.gradient(), second.gradient(), first.count, second.count)
 
     @property
     def mean_episode_length(self) -> float:
@@ -128,8 +155,8 @@ def sample_reference(ckpt, settings: dict, workers: int | None, shard: int | Non
     start = time.perf_counter()
     summaries = sample_streams(agent, streams, workers=workers, chunk_size=settings["chunk_size"],
                                reduce=reduce, progress=label) if streams else []
-    for summary in summaries:
-        out.add_stream(summary)
+    for spec, summary in zip(streams, summaries):
+        out.add_stream(summary, spec.seed_key[-1])
     wall = time.perf_counter() - start
     grad_cpu = sum(s.gradient_seconds for s in summaries)
     print(f"pgprobe: {label}: {out.sums.count} samples, {out.trajectory_count} trajectories in "
@@ -152,8 +179,17 @@ def shard_dataset(ref: ReferenceSums, ckpt, settings: dict, shard: int) -> xr.Da
         "episode_count": variable((), int(ref.episode_count), "completed episodes in this shard", "episodes"),
         "episode_length_sum": variable((), float(ref.episode_length_sum), "summed length of completed episodes",
                                        "steps"),
+        **{f"half_{name}": variable(("half",) + dims, np.stack([getattr(h, name) for h in ref.halves]),
+                                    f"{text}, per half of the streams (even, odd stream index)", half_unit)
+           for name, dims, text, half_unit in (
+               ("sum_grad_adv", ("parameter",), "sum over samples of grad log pi times GAE advantage", unit),
+               ("sum_grad", ("parameter",), "sum over samples of grad log pi", unit),
+               ("sum_adv", (), "sum of GAE advantages", "reward units"),
+               ("sum_adv_sq", (), "sum of squared GAE advantages", "reward units squared"),
+               ("count", (), "state-action pairs", "state-action pairs"))},
     }, coords={"parameter": variable(("parameter",), np.arange(s.sum_grad.size),
-                                     "index into the flattened policy parameters", "1")})
+                                     "index into the flattened policy parameters", "1"),
+               "half": variable(("half",), np.arange(2), "stream index modulo 2", "1")})
     ds.attrs = provenance("gradients-shard", config_section=settings, checkpoint_sha256=ckpt.sha256,
                           **sharding.shard_attrs(_reference_key(settings, ckpt), shard,
                                                  settings["reference_shards"]))
@@ -179,6 +215,11 @@ def gather_shards(paths: list, ckpt, settings: dict, kind: str = "gradients-shar
         part.sums = GradientSums(ds["sum_grad_adv"].values.astype(np.float64),
                                  ds["sum_grad"].values.astype(np.float64), float(ds["sum_adv"]),
                                  float(ds["sum_adv_sq"]), int(ds["count"]))
+        part.halves = ([GradientSums(ds["half_sum_grad_adv"].values[h].astype(np.float64),
+                                     ds["half_sum_grad"].values[h].astype(np.float64),
+                                     float(ds["half_sum_adv"][h]), float(ds["half_sum_adv_sq"][h]),
+                                     int(ds["half_count"][h])) for h in range(2)]
+                       if "half_count" in ds else None)
         part.trajectory_count = int(ds["trajectory_count"])
         part.episode_count = int(ds["episode_count"])
         part.episode_length_sum = float(ds["episode_length_sum"])
@@ -223,6 +264,7 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
         reference = sample_reference(ckpt, settings, workers)
     grid, gradients, trajectories, lengths = sample_estimates(ckpt, settings, workers)
     ref_gradient = reference.sums.gradient()
+    half_cosine, true_cosine = reference.true_cosine()
     ds = common.similarity_dataset(
         quantity="gradient", sample_counts=grid, estimates=gradients, reference=ref_gradient,
         trajectory_counts=trajectories, mean_episode_lengths=lengths,
@@ -231,7 +273,14 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
         extra={"reference_advantage_std": variable(
             (), math.sqrt(max(reference.sums.sum_adv_sq / reference.sums.count
                               - (reference.sums.sum_adv / reference.sums.count) ** 2, 0.0)),
-            "standard deviation of the reference's GAE advantages (eq. 15 divisor)", "reward units")})
+            "standard deviation of the reference's GAE advantages (eq. 15 divisor)", "reward units"),
+            "reference_half_cosine": variable(
+                (), half_cosine, "cosine similarity of the reference gradients of the reference's two halves "
+                "(streams of even and of odd index); NaN for shards without halves", "1"),
+            "reference_true_cosine": variable(
+                (), true_cosine, "estimated cosine similarity of the reference with the true gradient, "
+                "1/sqrt(1 + rho/N) with rho from the halves' agreement (stats.split_half_true_cosine); "
+                "Figure 2's cosines are against a reference this close to the truth", "1")})
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source)
     ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,

@@ -62,17 +62,18 @@ def _differences(theirs: str | None, ours: str) -> str:
     return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in names)
 
 
-def gather(shards: Sequence, kind: str, key: str, shard_count: int) -> list:
+def gather(shards: Sequence, kind: str, key: str, shard_count: int, load: bool = True) -> list:
     """The shard datasets of ``shards`` (paths of files of dataset kind ``kind``, or such
     datasets) in shard order, after checking they are shards 0 … shard_count − 1 of this
-    key, each once."""
+    key, each once (``load=False``: files opened lazily, for the caller to read and close)."""
     import xarray as xr
 
     from ..datasets import open_dataset
 
     by_index = {}
     for n, item in enumerate(shards):
-        ds, path = (item, f"#{n}") if isinstance(item, xr.Dataset) else (open_dataset(item, kind=kind), item)
+        ds, path = ((item, f"#{n}") if isinstance(item, xr.Dataset) else
+                    (open_dataset(item, kind=kind, load=load), item))
         if ds.attrs.get("shard_key") != key or int(ds.attrs.get("shard_count", -1)) != shard_count:
             raise PgprobeError(f"shard {str(path)!r} was computed with other reference settings, checkpoint or "
                                f"probe seed than this gather ({_differences(ds.attrs.get('shard_key'), key)}"
