@@ -97,7 +97,8 @@ def main() -> None:
           f"({args.bare_steps} random-action steps, this process, {time.strftime('%Y-%m-%d %H:%M')})\n")
     groups: dict[str, list] = {}
     for label, pairs, cpu, wall, rss in found:
-        kind = " ".join(label.split()[:2]) + " " + label.split()[2].split("/")[-1].split(".")[0]
+        source, probe, path = label.split(maxsplit=2)     # path: ENV/ALGO/seedS/iterNNNN.shardK
+        kind = f"{source} {probe} {path.split('.shard')[0]}"
         groups.setdefault(kind, []).append((pairs, cpu, wall, rss))
     print("| references | shards | pairs | CPU-s | pairs / CPU-s | ratio to bare env.step | "
           "wall s per shard | peak RSS MB |")
