@@ -121,8 +121,8 @@ def open_dataset(path: str | Path, kind: str | None = None, load: bool = True) -
         if load:
             with xr.open_dataset(path, engine="netcdf4") as ds:
                 ds = ds.load()
-        else:
-            ds = xr.open_dataset(path, engine="netcdf4")
+        else:   # cache=False: a variable read with .values is not kept by the dataset
+            ds = xr.open_dataset(path, engine="netcdf4", cache=False)
     except Exception as exc:  # netCDF4 raises OSError/ValueError variants on corrupt files
         raise PgprobeError(f"dataset {str(path)!r} is not a readable NetCDF file: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
