@@ -42,9 +42,11 @@ def main() -> None:
     print()
 
     gradients = xr.open_dataset(root / "gradients.nc")
-    values = xr.open_dataset(root / "values.nc")
-    baselines = xr.open_dataset(root / "baselines.nc")
-    names = [str(b) for b in baselines["baseline"].values]
+    # values / baselines may be missing or cover fewer checkpoints (a study still running): "–"
+    values = xr.open_dataset(root / "values.nc") if (root / "values.nc").exists() else None
+    baselines = xr.open_dataset(root / "baselines.nc") if (root / "baselines.nc").exists() else None
+    names = [str(b) for b in baselines["baseline"].values] if baselines is not None else \
+        ["true_value", "value_net", "zero"]
     print("| task | algorithm | iteration | Fig. 1 pairwise cosine @2048 | Fig. 2 reference cosine @2048 | "
           "Fig. 3 MRE GAE | Fig. 3 MRE returns | " + " | ".join(f"Fig. 4 rel. var. {n}" for n in names) + " |")
     print("|---|---|---|---|---|---|---|" + "---|" * len(names))
@@ -55,12 +57,18 @@ def main() -> None:
                 g = g.sel(sample_count=g["sample_count"].values[np.argmin(abs(g["sample_count"].values - 2048))])
                 if not np.isfinite(g["mean_pairwise_cosine"].values).any():
                     continue
-                v = values.sel(env=env, algo=algo, iteration=it, split="heldout")
-                b = baselines.sel(env=env, algo=algo, iteration=it, lambda_setting="paper")
-                b = b.sel(sample_count=b["sample_count"].values[np.argmin(abs(b["sample_count"].values - 2048))])
-                cells = [_cell(g["mean_pairwise_cosine"].values), _cell(g["mean_reference_cosine"].values),
-                         _cell(v["mre"].sel(target="gae").values), _cell(v["mre"].sel(target="returns").values)]
-                cells += [_cell(b["relative_variance"].sel(baseline=n).values) for n in names]
+                cells = [_cell(g["mean_pairwise_cosine"].values), _cell(g["mean_reference_cosine"].values)]
+                try:
+                    v = values.sel(env=env, algo=algo, iteration=it, split="heldout")
+                    cells += [_cell(v["mre"].sel(target="gae").values), _cell(v["mre"].sel(target="returns").values)]
+                except (AttributeError, KeyError):
+                    cells += ["–", "–"]
+                try:
+                    b = baselines.sel(env=env, algo=algo, iteration=it, lambda_setting="paper")
+                    b = b.sel(sample_count=b["sample_count"].values[np.argmin(abs(b["sample_count"].values - 2048))])
+                    cells += [_cell(b["relative_variance"].sel(baseline=n).values) for n in names]
+                except (AttributeError, KeyError):
+                    cells += ["–"] * len(names)
                 print(f"| {env} | {algo} | {int(it)} | " + " | ".join(cells) + " |")
 
 
