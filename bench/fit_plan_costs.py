@@ -2,6 +2,7 @@
 
     python bench/fit_plan_costs.py --study DIR CONFIG [--study DIR CONFIG ...] \\
         [--env-cost-envs Hopper-v5 Walker2d-v5 Humanoid-v5] --out src/pgprobe/plan_costs.yaml
+    python bench/fit_plan_costs.py --validate DIR CONFIG [CONFIG ...]   # the packaged costs
 
 Each study is a finished workflow directory (its ``benchmarks/`` files, Snakemake's CPU
 seconds and peak RSS per job) and the ``--configfile`` it ran with.  Its job list comes
@@ -16,11 +17,19 @@ count work the same way.  Per rule r:
                   jobs weigh most)
   base_mb         max_j (peak RSS_j − held_j allowance)
 
+Per task e and rule r measured on it (``task_rules``): rate_{r,e} = Σ_j (CPU-s_j − overhead_r)
+/ Σ_j pairs_j over e's jobs, and base_mb_{r,e} as above; the plan uses them instead of
+rate_r · c_e (a task's backward passes and its trained policy's contacts do not scale like a
+fresh policy's sampling).
+
 The episode-length table L_e(iteration) is the mean of ``mean_episode_length`` over the
 studies' training runs of task e (all algorithms and seeds, ±5 iterations), and the task
 cost factor c_e is the sampler's CPU-s per pair on e over Hopper-v5's
 (bench/sampler_throughput.py's sampler, measured here, one worker).  It prints the
-per-rule fit and, per study, the estimate against the measured total CPU-s.
+per-rule fit and, per study, the estimate against the measured total CPU-s.  Without
+``--study`` it fits nothing and prices the ``--validate`` studies (each a directory and the
+config files it ran with, in order) with ``--costs`` (default: the packaged coefficients),
+per rule CPU-s and the largest job's peak memory against the benchmark files'.
 """
 from __future__ import annotations
 
@@ -40,11 +49,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 
-def job_list(config: Path, scratch: Path) -> dict:
+def job_list(config: Path | list[Path], scratch: Path) -> dict:
     """The study's job list: the workflow's plan_jobs rule run in the study's own directory
-    (``scratch``; agents' files are relative to it)."""
+    (``scratch``; agents' files are relative to it) on its config file(s)."""
+    configs = [config] if isinstance(config, Path) else config
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(scratch), "--cores", "1",
-           "results/plan/jobs.json", "--quiet", "rules", "--forcerun", "plan_jobs", "--configfile", str(config)]
+           "results/plan/jobs.json", "--quiet", "rules", "--forcerun", "plan_jobs",
+           "--configfile", *map(str, configs)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads((scratch / "results/plan/jobs.json").read_text())
 
@@ -108,8 +119,8 @@ def landscape_episode_fraction(studies: list[tuple[Path, Path]], costs: dict) ->
     from pgprobe import plan as planning
 
     actual, planned = defaultdict(float), defaultdict(float)
-    for study, config in studies:
-        plan = job_list(config, study)
+    for study, configs in studies:
+        plan = job_list(configs, study)
         for job in plan["jobs"]:
             if job["rule"] != "probe_landscapes_shard" or job["algo"] not in ("ppo", "trpo"):
                 continue
@@ -136,86 +147,145 @@ def env_cost(envs: list[str], steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", nargs=2, action="append", metavar=("DIR", "CONFIG"), required=True)
-    parser.add_argument("--validate", nargs=2, action="append", default=[], metavar=("DIR", "CONFIG"),
-                        help="a measured study priced with the fitted costs but not used to fit them")
+    parser.add_argument("--study", nargs="+", action="append", default=[], metavar="DIR CONFIG",
+                        help="a measured study to fit on: its directory, then its config files")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="BENCHMARK",
+                        help="benchmark files not to fit on (e.g. a resumed run's, which covers only "
+                             "the iterations after the resume)")
+    parser.add_argument("--env-cost-from", metavar="COSTS",
+                        help="take the task factors c_e from this costs file instead of measuring them")
+    parser.add_argument("--validate", nargs="+", action="append", default=[], metavar="DIR CONFIG",
+                        help="a measured study (directory, then its config files) priced with the "
+                             "costs but not used to fit them")
+    parser.add_argument("--costs", help="without --study: the costs file to validate (default: packaged)")
     parser.add_argument("--env-cost-envs", nargs="+", default=["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
     parser.add_argument("--env-cost-steps", type=int, default=2048)
-    parser.add_argument("--commit", required=True, help="commit the studies ran at")
-    parser.add_argument("--machine", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--commit", help="commit the studies ran at (with --study)")
+    parser.add_argument("--machine", help="with --study")
+    parser.add_argument("--out", help="with --study: the costs file to write")
     args = parser.parse_args()
+    if any(len(v) < 2 for v in args.validate + args.study):
+        parser.error("--study and --validate take a study directory and at least one config file")
+    if args.study and not (args.commit and args.machine and args.out):
+        parser.error("--study needs --commit, --machine and --out")
+    if not args.study and not args.validate:
+        parser.error("nothing to do: give --study (fit) and/or --validate")
 
     from pgprobe import plan as planning
 
-    studies = [(Path(d).resolve(), Path(c).resolve()) for d, c in args.study]
+    plans = []
+    if args.study:
+        costs = fit(args, planning, plans)
+    else:
+        costs = planning.load_costs(args.costs)
+    for directory, *configs in args.validate:
+        study = Path(directory).resolve()
+        plans.append((study, job_list([Path(c).resolve() for c in configs], study)))
+    excluded = {Path(path).resolve() for path in args.exclude}
+    for study, plan in plans:
+        report(study, plan, costs, planning, excluded)
+
+
+def fit(args, planning, plans: list) -> dict:
+    """Fit the coefficients on ``args.study`` (appending each study's job list to ``plans``),
+    write them to ``args.out`` and return them."""
+    studies = [(Path(d).resolve(), [Path(c).resolve() for c in configs]) for d, *configs in args.study]
+    excluded = {Path(path).resolve() for path in args.exclude}
+    task_factors = (planning.load_costs(args.env_cost_from)["env_cost"] if args.env_cost_from
+                    else env_cost(args.env_cost_envs, args.env_cost_steps))
     costs = {"measured": {"commit": args.commit, "machine": args.machine,
                           "studies": ", ".join(str(c.relative_to(REPO)) if c.is_relative_to(REPO) else c.name
-                                               for _, c in studies)},
-             "env_cost": env_cost(args.env_cost_envs, args.env_cost_steps),
+                                               for _, configs in studies for c in configs)},
+             "env_cost": task_factors,
              "episode_length": episode_length_table([d for d, _ in studies]),
              "rules": {}}
     costs["landscape_episode_fraction"] = landscape_episode_fraction(studies, costs)
-    samples: dict[str, list] = defaultdict(list)      # rule -> [(cpu, rss, weighted pairs, held allowance MB)]
-    plans = []
-    for n, (study, config) in enumerate(studies):
-        plan = job_list(config, study)
+    samples: dict[str, list] = defaultdict(list)   # rule -> [(cpu, rss, c_e·pairs, held MB, env, pairs)]
+    for study, configs in studies:
+        plan = job_list(configs, study)
         plans.append((study, plan))
         dims = {}
         for job in plan["jobs"]:
-            measured = read_benchmark(benchmark_path(study, job))
+            path = benchmark_path(study, job)
+            measured = None if path is None or path.resolve() in excluded else read_benchmark(path)
             if measured is None:
                 continue
-            pairs, held, _ = planning.job_pairs(job, plan, costs)
-            factor = costs["env_cost"].get(job["env"], 1.0) if job["env"] else 1.0
-            allowance = held * planning.held_bytes_per_pair(planning._dims(job["env"], dims)) / 2 ** 20 \
-                if job["env"] and held else 0.0
-            key = planning._rule_key(job["rule"])
             if job["algo"] not in (None, "ppo", "trpo"):
                 continue        # imported agents: networks of other sizes (the plan assumes pgprobe's)
-            samples[key].append((measured[0], measured[1], factor * pairs, allowance))
+            pairs, held, _ = planning.job_pairs(job, plan, costs)
+            factor = costs["env_cost"].get(job["env"], 1.0) if job["env"] else 1.0
+            allowance = held * planning.held_bytes_per_pair(planning._dims(job["env"], dims),
+                                                            planning._rule_key(job["rule"])) / 2 ** 20 \
+                if job["env"] and held else 0.0
+            samples[planning._rule_key(job["rule"])].append(
+                (measured[0], measured[1], factor * pairs, allowance, job["env"], pairs))
 
-    gather = [cpu for cpu, _, _, _ in samples.get("probe_landscapes", [])]
+    gather = [row[0] for row in samples.get("probe_landscapes", [])]
     probe_overhead = statistics.median(gather) if gather else 3.0
+    task_rules: dict[str, dict] = defaultdict(dict)
     for rule, rows in sorted(samples.items()):
-        scaled = any(pairs > 0 for _, _, pairs, _ in rows)
-        overhead = probe_overhead if scaled else statistics.median(cpu for cpu, _, _, _ in rows)
+        scaled = any(row[2] > 0 for row in rows)
+        overhead = probe_overhead if scaled else statistics.median(row[0] for row in rows)
         entry = {"overhead_cpu_s": round(overhead, 2), "jobs_measured": len(rows),
-                 "base_mb": round(max(rss - held for _, rss, _, held in rows), 0)}
+                 "base_mb": round(max(row[1] - row[3] for row in rows), 0)}
         if scaled:
-            entry["cpu_s_per_pair"] = float(f"{sum(cpu - overhead for cpu, _, _, _ in rows) / sum(p for _, _, p, _ in rows):.4g}")
+            entry["cpu_s_per_pair"] = _rate(rows, overhead, weighted=True)
+            for env in sorted({row[4] for row in rows if row[4]}):
+                own = [row for row in rows if row[4] == env]
+                if sum(row[5] for row in own) > 0:
+                    task_rules[env][rule] = {"cpu_s_per_pair": _rate(own, overhead, weighted=False),
+                                             "base_mb": round(max(row[1] - row[3] for row in own), 0),
+                                             "jobs_measured": len(own)}
         costs["rules"][rule] = entry
         print(f"{rule:32s} jobs {len(rows):4d}  overhead {overhead:7.2f} CPU-s  "
-              f"per pair {entry.get('cpu_s_per_pair', 0) * 1e6:8.1f} µCPU-s  base {entry['base_mb']:.0f} MB")
+              f"per pair {entry.get('cpu_s_per_pair', 0) * 1e6:8.1f} µCPU-s  base {entry['base_mb']:.0f} MB"
+              + "".join(f"\n    {env:28s} jobs {own['jobs_measured']:4d}  per pair "
+                        f"{own['cpu_s_per_pair'] * 1e6:8.1f} µCPU-s  base {own['base_mb']:.0f} MB"
+                        for env, rules in sorted(task_rules.items()) for r, own in rules.items() if r == rule))
     costs["rules"]["default"] = {"overhead_cpu_s": round(probe_overhead, 2), "jobs_measured": 0,
                                  "base_mb": max(e["base_mb"] for e in costs["rules"].values())}
+    costs["task_rules"] = dict(task_rules)
     Path(args.out).write_text("# pgprobe plan's cost coefficients: written by bench/fit_plan_costs.py (see its docstring).\n"
                               + yaml.safe_dump(costs, sort_keys=False))
-    for n, (directory, config) in enumerate(args.validate):
-        plans.append((Path(directory).resolve(), job_list(Path(config).resolve(), Path(directory).resolve())))
-    for study, plan in plans:
-        rows = planning.price(plan, costs)
-        estimate = sum(r["cpu_s"] for r in rows)
-        priced = [row for row in rows]
-        jobs = [job for job in plan["jobs"] if job["rule"] not in planning.IN_PROCESS_RULES]
-        measured = [read_benchmark(benchmark_path(study, job)) for job in jobs]
-        total = sum(m[0] for m in measured if m)
-        covered = sum(row["cpu_s"] for row, m in zip(priced, measured) if m)
-        print(f"{study}: estimate {estimate / 3600:.3f} CPU-h for {len(jobs)} jobs; over the "
-              f"{sum(1 for m in measured if m)} jobs with benchmark files: estimate {covered / 3600:.3f}, "
-              f"measured {total / 3600:.3f} CPU-h, ratio {covered / total:.3f}" if total else f"{study}: no benchmarks")
-        own = [(row, m) for row, m in zip(priced, measured) if m and not row["imported_agent"]]
-        if len(own) < sum(1 for m in measured if m):
-            est, meas = sum(r["cpu_s"] for r, _ in own), sum(m[0] for _, m in own)
-            print(f"    without imported agents' jobs: estimate {est / 3600:.3f}, measured {meas / 3600:.3f} CPU-h, "
-                  f"ratio {est / meas:.3f}")
-        by_rule: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
-        for row, m in zip(priced, measured):
-            if m and not row["imported_agent"]:
-                by_rule[planning._rule_key(row["rule"])][0] += row["cpu_s"]
-                by_rule[planning._rule_key(row["rule"])][1] += m[0]
-        for rule, (est, meas) in sorted(by_rule.items(), key=lambda kv: -kv[1][1]):
-            print(f"    {rule:32s} estimate {est:9.0f} CPU-s  measured {meas:9.0f} CPU-s  ratio {est / meas:.2f}")
+    return costs
+
+
+def _rate(rows: list, overhead: float, weighted: bool) -> float:
+    """CPU-s per pair: Σ (CPU-s − overhead) / Σ pairs (in Hopper-v5 terms when ``weighted``)."""
+    pairs = sum(row[2] if weighted else row[5] for row in rows)
+    return float(f"{sum(row[0] - overhead for row in rows) / pairs:.4g}")
+
+
+def report(study: Path, plan: dict, costs: dict, planning, excluded: set) -> None:
+    """Print the estimate against the study's benchmark files (but ``excluded``): total, then
+    per rule CPU-s and the largest job's peak memory."""
+    priced = planning.price(plan, costs)
+    estimate = sum(r["cpu_s"] for r in priced)
+    jobs = [job for job in plan["jobs"] if job["rule"] not in planning.IN_PROCESS_RULES]
+    paths = [benchmark_path(study, job) for job in jobs]
+    measured = [None if path is None or path.resolve() in excluded else read_benchmark(path) for path in paths]
+    total = sum(m[0] for m in measured if m)
+    covered = sum(row["cpu_s"] for row, m in zip(priced, measured) if m)
+    print(f"{study}: estimate {estimate / 3600:.3f} CPU-h for {len(jobs)} jobs; over the "
+          f"{sum(1 for m in measured if m)} jobs with benchmark files: estimate {covered / 3600:.3f}, "
+          f"measured {total / 3600:.3f} CPU-h, ratio {covered / total:.3f}" if total else f"{study}: no benchmarks")
+    own = [(row, m) for row, m in zip(priced, measured) if m and not row["imported_agent"]]
+    if len(own) < sum(1 for m in measured if m):
+        est, meas = sum(r["cpu_s"] for r, _ in own), sum(m[0] for _, m in own)
+        print(f"    without imported agents' jobs: estimate {est / 3600:.3f}, measured {meas / 3600:.3f} CPU-h, "
+              f"ratio {est / meas:.3f}")
+    by_rule: dict[str, list] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0])
+    for row, m in zip(priced, measured):
+        if m and not row["imported_agent"]:
+            entry = by_rule[planning._rule_key(row["rule"])]
+            entry[0] += row["cpu_s"]
+            entry[1] += m[0]
+            entry[2] = max(entry[2], row["peak_mb"])
+            entry[3] = max(entry[3], m[1])
+            entry[4] += 1
+    for rule, (est, meas, est_mb, meas_mb, job_count) in sorted(by_rule.items(), key=lambda kv: -kv[1][1]):
+        print(f"    {rule:28s} {job_count:4d} jobs  estimate {est:9.0f} CPU-s  measured {meas:9.0f} CPU-s  "
+              f"ratio {est / meas:.2f}   peak {est_mb:7.0f} MB estimated, {meas_mb:7.0f} MB measured")
 
 
 if __name__ == "__main__":

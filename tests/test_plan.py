@@ -54,8 +54,14 @@ def test_pairs_per_job_by_hand():
                  values={"heldout_streams": 2, "heldout_steps": 100, "true_value_states": 4,
                          "true_value_rollouts": 5, "true_value_horizon": 150},
                  landscapes={"alpha_points": 3, "beta_points": 2, "step_sample_counts": [100, 1000],
-                             "trajectory_counts": [1, 4]})
+                             "trajectory_counts": [1, 4]},
+                 baselines={"sample_counts": [10, 20], "estimates": 2, "true_value_streams": 6,
+                            "true_value_stream_steps": 100, "true_value_epochs": 3})
     pairs = lambda j: planning.job_pairs(j, plan, COSTS)[:2]  # noqa: E731
+    # a true-value shard samples and keeps its 600 / 2 rows; the gather samples its estimates
+    # and fits 3 epochs over all 600 rows, which it holds
+    assert pairs(job("probe_baselines_shard", shard=1)) == (300, 300)
+    assert pairs(job("probe_baselines")) == (2 * (10 + 20) + 3 * 600, 600)
     assert pairs(job("train")) == (10 * 512, 512)
     assert pairs(job("probe_gradients")) == (3 * (128 + 256), 256)          # reference in the shards
     assert pairs(job("probe_gradients_shard", shard=1)) == (4096 / 2, 0)
@@ -89,6 +95,32 @@ def test_price_applies_overhead_rate_and_task_factor_and_flags_assumptions():
     assert summary[0]["rule"] == "train" and summary[0]["jobs"] == 2       # largest first
     text = planning.markdown(summary, COSTS)
     assert "| train | 2 |" in text and "rule not measured" in text and "| collect_* | 1 |" in text
+
+
+def test_a_task_s_own_measured_rate_replaces_the_rule_rate_times_its_factor():
+    costs = {**COSTS, "task_rules": {"Walker2d-v5": {"train": {"cpu_s_per_pair": 5e-3, "base_mb": 700}}}}
+    plan = _plan([job("train"), job("train", env="Walker2d-v5"), job("probe_gradients", env="Walker2d-v5")])
+    hopper, walker, gradients = planning.price(plan, costs)
+    assert hopper["cpu_s"] == pytest.approx(5.0 + 1e-3 * 5120)             # no entry: the rule's rate
+    assert walker["cpu_s"] == pytest.approx(5.0 + 5e-3 * 10 * 2048)          # own rate, no factor 2
+    assert walker["peak_mb"] == pytest.approx(700 + 2048 * 2 * (4 * 23 + 64) / 2 ** 20)
+    assert gradients["cpu_s"] == pytest.approx(3.0 + 2e-4 * 2.0 * gradients["pairs"])   # other rule: r x c_e
+
+
+def test_baselines_gather_holds_one_copy_and_unmeasured_perturbed_episodes_are_flagged():
+    costs = {**COSTS, "rules": {**COSTS["rules"], "probe_baselines": {"overhead_cpu_s": 3.0, "base_mb": 400,
+                                                                       "cpu_s_per_pair": 1e-5}},
+             "landscape_episode_fraction": {"Hopper-v5": 0.9}}
+    plan = _plan([job("probe_baselines"), job("probe_landscapes_shard", shard=0),
+                  job("probe_landscapes_shard", env="Walker2d-v5", shard=0), job("probe_landscapes", env="Walker2d-v5")],
+                 baselines={"true_value_streams": 10, "true_value_stream_steps": 100})
+    baselines, hopper, walker, gather = planning.price(plan, costs)
+    assert baselines["peak_mb"] == pytest.approx(400 + 1000 * 1 * (4 * 14 + 64) / 2 ** 20)
+    assert hopper["perturbed_episodes_measured"] and not walker["perturbed_episodes_measured"]
+    assert gather["perturbed_episodes_measured"]                              # the gather steps nothing
+    assumed = {e["rule"]: e["assumed"] for e in planning.summarize([hopper, walker])}
+    assert assumed["probe_landscapes_shard"] == {"Walker2d-v5 perturbed policies' episodes as long as the trained one's",
+                                                 "Walker2d-v5 episodes at the time limit"}
 
 
 def test_unknown_rule_in_the_job_list_is_an_error():

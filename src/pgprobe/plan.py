@@ -8,8 +8,9 @@ Usage (the workflow's ``plan`` rule writes the job list; see workflow/rules/plan
 Cost model of one job j of rule r on task e (coefficients in ``plan_costs.yaml``, fitted
 by ``bench/fit_plan_costs.py`` from Snakemake benchmark files of measured studies):
 
-  CPU-s(j)   = overhead_r + rate_r · c_e · pairs_r(j)
-  peak MB(j) = base_mb_r + held_r(j) · 2 · (4 B · (obs_dim_e + act_dim_e) + 8 · 8 B) / 2²⁰
+  CPU-s(j)   = overhead_r + rate_{r,e} · pairs_r(j),   rate_{r,e} = rate_r · c_e where rule r
+               was not measured on task e
+  peak MB(j) = base_mb_{r,e} + held_r(j) · k_r · (4 B · (obs_dim_e + act_dim_e) + 8 · 8 B) / 2²⁰
 
 * ``pairs_r(j)``: the state-action pairs the job steps through, from its settings
   (``job_pairs``): training iterations × steps per iteration; a probe's estimate grid
@@ -18,13 +19,17 @@ by ``bench/fit_plan_costs.py`` from Snakemake benchmark files of measured studie
   mean episode length measured in training at that iteration (the task's time limit where
   it was not measured: an upper bound); the landscapes' perturbed policies run episodes of
   L_e times the fraction measured on the task's landscape shards.
-* ``rate_r``: CPU-s per pair on Hopper-v5 for that rule (sampling, forward and backward
-  passes, updates and fits, all per pair); ``c_e``: a task's CPU per sampled pair relative
-  to Hopper-v5 (bench/sampler_throughput.py's sampler).  Tasks not measured take c = 1 and
-  are flagged.
+* ``rate_{r,e}``: CPU-s per pair of rule r on task e (sampling, forward and backward
+  passes, updates and fits, all per pair), fitted on the task's measured jobs of that rule
+  (``task_rules``).  Elsewhere ``rate_r · c_e``: ``rate_r`` is the rule's CPU-s per pair in
+  Hopper-v5 terms over all measured tasks (``rules``), ``c_e`` a task's CPU per sampled pair
+  relative to Hopper-v5 (bench/sampler_throughput.py's sampler, a fresh policy); tasks
+  without it take c = 1 and are flagged.  ``base_mb_{r,e}``: likewise the task's, else the
+  rule's.
 * ``held_r(j)``: pairs the job holds in memory at once (an update batch, the true-value fit
-  sample), at an allowance (``held_bytes_per_pair``) that the default scale's jobs, whose
-  peak memory is mostly the interpreter, torch and MuJoCo, cannot confirm.
+  sample), ``k_r`` copies of each (``HELD_COPIES``: 1 for the baselines gather, measured on
+  a 5·10⁶-pair fit; 2 elsewhere, an allowance that the default scale's jobs, whose peak
+  memory is mostly the interpreter, torch and MuJoCo, cannot confirm).
 
 CPU-hours are the sum over jobs; wall time on a machine is at least CPU-hours / cores.
 """
@@ -127,8 +132,8 @@ def job_pairs(job: dict, plan: dict, costs: dict) -> tuple[float, float, bool]:
     if rule in ("probe_baselines", "probe_baselines_shard"):
         s = settings["baselines"]
         reference = s["true_value_streams"] * s["true_value_stream_steps"]
-        if rule == "probe_baselines_shard":
-            return reference / shards["baselines"], 0, True
+        if rule == "probe_baselines_shard":        # keeps its rows (observations, returns) to write
+            return reference / shards["baselines"], reference / shards["baselines"], True
         pairs = sum(s["estimates"] * n for n in s["sample_counts"]) + reference * s["true_value_epochs"]
         if shards["baselines"] == 1:
             pairs += reference
@@ -165,14 +170,18 @@ def _rule_key(rule: str) -> str:
     return rule
 
 
-def _rule_costs(costs: dict, rule: str) -> tuple[dict, bool]:
-    """(coefficients, measured?): rules absent from the costs file take its ``default``
-    entry (a probe's fixed cost; nothing per pair) and are flagged."""
+def _rule_costs(costs: dict, rule: str, env: str | None = None) -> tuple[dict, bool, bool]:
+    """(coefficients, rule measured?, measured on this task?): rules absent from the costs
+    file take its ``default`` entry (a probe's fixed cost; nothing per pair) and are flagged;
+    a task's own coefficients (``task_rules``) override the rule's where measured."""
     rules = costs["rules"]
     key = _rule_key(rule)
-    if key in rules:
-        return rules[key], True
-    return rules["default"], False
+    if key not in rules:
+        return rules["default"], False, False
+    own = costs.get("task_rules", {}).get(env or "", {}).get(key)
+    if own:
+        return {**rules[key], **own}, True, True
+    return rules[key], True, False
 
 
 def _dims(env: str, cache: dict) -> int:
@@ -183,11 +192,17 @@ def _dims(env: str, cache: dict) -> int:
     return cache[env]
 
 
-def held_bytes_per_pair(obs_act_dim: int) -> int:
-    """Memory allowance per held state-action pair: two float32 copies of its observation
-    and action (numpy, torch) and eight float64 per-pair scalars (log-prob, value, reward,
-    advantage, target, ...)."""
-    return 2 * (4 * obs_act_dim + 8 * 8)
+# Copies of each held pair a rule keeps (default 2: numpy and torch).  The baselines gather
+# reads its shards into one preallocated array and fits and predicts by indexing it: its
+# 5·10⁶-pair Humanoid-v5 fit peaked at 9.5 GB = 1.3 GB + 1.1 copies (docs/measurements/humanoid).
+HELD_COPIES = {"probe_baselines": 1}
+
+
+def held_bytes_per_pair(obs_act_dim: int, rule: str | None = None) -> int:
+    """Memory allowance per held state-action pair: ``HELD_COPIES`` (default two) float32
+    copies of its observation and action and of eight float64 per-pair scalars (log-prob,
+    value, reward, advantage, target, ...)."""
+    return HELD_COPIES.get(rule, 2) * (4 * obs_act_dim + 8 * 8)
 
 
 def price(plan: dict, costs: dict) -> list[dict]:
@@ -197,16 +212,20 @@ def price(plan: dict, costs: dict) -> list[dict]:
         rule = job["rule"]
         if rule in IN_PROCESS_RULES:
             continue
-        rc, rule_measured = _rule_costs(costs, rule)
-        pairs, held, lengths_measured = job_pairs(job, plan, costs)
         env = job["env"]
-        factor = costs["env_cost"].get(env) if env else 1.0
+        rc, rule_measured, task_measured = _rule_costs(costs, rule, env)
+        pairs, held, lengths_measured = job_pairs(job, plan, costs)
+        factor = 1.0 if task_measured or not env else costs["env_cost"].get(env)
         cpu = rc["overhead_cpu_s"] + rc.get("cpu_s_per_pair", 0.0) * (factor or 1.0) * pairs
-        peak = rc["base_mb"] + held * held_bytes_per_pair(_dims(env, dims)) / 2 ** 20 if env and held else rc["base_mb"]
+        peak = rc["base_mb"] + held * held_bytes_per_pair(_dims(env, dims), _rule_key(rule)) / 2 ** 20 \
+            if env and held else rc["base_mb"]
+        perturbed_measured = (rule not in ("probe_landscapes_shard", "probe_landscapes") or not pairs
+                              or env in costs.get("landscape_episode_fraction", {}))
         rows.append({"rule": rule, "env": env or "", "pairs": pairs, "cpu_s": cpu, "peak_mb": peak,
-                     "env_cost_measured": factor is not None or not env, "rule_measured": rule_measured,
+                     "env_cost_measured": factor is not None, "rule_measured": rule_measured,
                      "imported_agent": job.get("algo") not in (None, "ppo", "trpo"),
-                     "episode_length_measured": lengths_measured})
+                     "episode_length_measured": lengths_measured,
+                     "perturbed_episodes_measured": perturbed_measured})
     return rows
 
 
@@ -231,6 +250,8 @@ def summarize(rows: list[dict]) -> list[dict]:
             entry["assumed"].add("rule not measured: a probe job's fixed cost")
         if not row["episode_length_measured"]:
             entry["assumed"].add(f"{row['env']} episodes at the time limit")
+        if not row.get("perturbed_episodes_measured", True):
+            entry["assumed"].add(f"{row['env']} perturbed policies' episodes as long as the trained one's")
     table = sorted(by_rule.values(), key=lambda e: -e["cpu_hours"])
     total = {"rule": "total", "jobs": sum(e["jobs"] for e in table), "pairs": sum(e["pairs"] for e in table),
              "cpu_hours": sum(e["cpu_hours"] for e in table), "peak_mb": max((e["peak_mb"] for e in table), default=0),
