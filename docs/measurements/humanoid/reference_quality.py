@@ -129,6 +129,32 @@ def main() -> None:
               f"{measured:.3f}; (*) with ρ from the paper-size halves predicts {predicted:.3f}; "
               f"cos(workflow reference, whole paper-size reference, overlapping) = "
               f"{cosine(small.gradient(), total(big_shards).gradient()):.3f}")
+        implied = {label: split_half(shards)[2] for label, shards in
+                   (("workflow", small_shards), ("paper-size", big_shards))}
+        figure2_curves(study, key, implied)
+
+
+def figure2_curves(study: Path, key: str, implied: dict[str, float]) -> None:
+    """Figure 2's curve (mean cosine of the estimates with the reference, per sample count)
+    against the workflow's and the paper-size reference, and each divided by the reference's
+    implied cosine with the truth (``implied``, from its shards' halves)."""
+    paths = {"workflow": study / "results/probes/gradients" / f"{key}.nc",
+             "paper-size": study / "results/paper_references/gradients" / f"{key}.nc"}
+    if not all(path.exists() for path in paths.values()):
+        return
+    curves = {}
+    for label, path in paths.items():
+        with xr.open_dataset(path) as ds:
+            curves[label] = (ds["sample_count"].values, ds["mean_reference_cosine"].squeeze().values,
+                             int(ds["reference_sample_count"].squeeze()))
+    print(f"\nFigure 2 at {key}: mean cosine of 10 estimates with the reference "
+          f"(÷ the reference's implied cosine with the true gradient)")
+    print("| sample count | " + " | ".join(f"{label} reference ({curves[label][2]:.3g} pairs)" for label in curves) + " |")
+    print("|---:|" + "---:|" * len(curves))
+    for index, count in enumerate(curves["workflow"][0]):
+        cells = [f"{curves[label][1][index]:.4f} ({curves[label][1][index] / implied[label]:.4f})" for label in curves]
+        print(f"| {count} | " + " | ".join(cells) + " |")
+    print("| implied cos(ĝ_N, g) | " + " | ".join(f"{implied[label]:.3f}" for label in curves) + " |")
 
 
 if __name__ == "__main__":
