@@ -63,9 +63,12 @@ def save_checkpoint(path: str | Path, *, env_id: str, algo: str, seed: int, iter
     """Write a checkpoint.  The networks' architecture is read back from ``hyperparameters``
     (``policy_hidden``, ``value_hidden``, ``activation``, default "tanh").  ``provenance``
     (imported agents: source file, SHA-256, library and version) is stored as JSON."""
+    from .versions import package_versions
+
     payload = {
         "format": FORMAT,
         "package_version": __version__,
+        "versions_json": json.dumps(package_versions(), sort_keys=True),
         "env_id": env_id, "algo": algo, "seed": int(seed), "iteration": int(iteration),
         "hyperparameters_json": json.dumps(hyperparameters, sort_keys=True),
         "obs_dim": int(obs_dim), "act_dim": int(act_dim),
@@ -88,6 +91,8 @@ class Checkpoint:
     ``fit_batch`` holds the batch the value net was last fit on (empty at iteration 0):
     obs, actions, log_probs, values (V_old), advantages (GAE), returns.
     ``provenance``: where an imported agent came from (empty for agents pgprobe trained).
+    ``versions``: the package versions that wrote it (``pgprobe.versions``; empty for
+    checkpoints written before versions were recorded).
     """
     path: Path
     env_id: str
@@ -106,6 +111,7 @@ class Checkpoint:
     fit_batch: dict
     sha256: str
     provenance: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -203,4 +209,5 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
         obs_normalizer=_numpy_tree(raw["obs_normalizer"]),
         reward_normalizer=_numpy_tree(raw["reward_normalizer"]),
         fit_batch=_numpy_tree(raw["fit_batch"]), sha256=file_sha256(path),
-        provenance=json.loads(raw.get("provenance_json", "{}")))
+        provenance=json.loads(raw.get("provenance_json", "{}")),
+        versions=json.loads(raw.get("versions_json", "{}")))

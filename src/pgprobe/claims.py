@@ -368,8 +368,20 @@ def evaluate(datasets: dict, settings: dict | None = None) -> xr.Dataset:
             "verdict": variable(("claim",), col(5), "reproduced | contradicted | inconclusive | not measured", "1"),
             "units": variable(("claim",), col(7), "the units, by label", "1"),
         })
-    ds.attrs = provenance("claims", settings)
+    ds.attrs = provenance("claims", settings, data_versions=data_versions(datasets))
     return ds
+
+
+def data_versions(datasets: dict) -> str:
+    """The package versions the claims' input datasets were made with ("mixed: a | b" where
+    they differ; "unrecorded" for datasets older than version recording)."""
+    from .collect import merged_versions
+    from .versions import describe
+
+    present = [ds.attrs for ds in datasets.values() if ds is not None]
+    if not present:
+        return "no datasets"
+    return describe(merged_versions(present, [""] * len(present), allow_mixed=True))
 
 
 def markdown(ds: xr.Dataset) -> str:
@@ -382,6 +394,7 @@ def markdown(ds: xr.Dataset) -> str:
              f"Training seeds in this study: {len(seeds) or 'none'}"
              + (" — one seed: the CIs carry the estimates' sampling noise and the checkpoints', "
                 "not the spread between training runs." if len(seeds) == 1 else "."), "",
+             f"Data made with {ds.attrs.get('data_versions', 'unrecorded versions')}.", "",
              "| claim | paper | statistic | value | 95% CI | claim holds if | verdict | units |",
              "|---|---|---|---|---|---|---|---|"]
     for i in range(ds.sizes["claim"]):

@@ -21,6 +21,13 @@ attributes (checkpoint hash, config hash, git commit, creation time, ...).  Vari
 attributes that differ between inputs (e.g. the landscapes' surrogate is eq. 17 for PPO and
 eq. 14 for TRPO) keep long_name/units as the distinct values joined by " | ".
 
+Package versions: every input records the versions that made it (``pgprobe.versions``).
+Inputs whose physics-relevant versions (numpy, torch, mujoco, gymnasium) differ are refused
+with one line naming the first difference, since their numbers are not comparable bit for
+bit; ``--allow-mixed-versions`` merges them anyway.  The merged dataset's ``*_version``
+attributes are the inputs' versions (``"mixed: a | b"`` where they differ), not the
+collector's.
+
 Dataset kinds: ``--probe NAME`` is the output's kind; inputs must be of kind NAME, except
 ``sample_regime`` whose inputs are ``training`` files.
 """
@@ -33,6 +40,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import PgprobeError
+from .versions import PHYSICS_ATTRS, UNRECORDED, VERSION_ATTRS
 
 # Output kind -> kind of its input files (default: the same).
 INPUT_KIND = {"sample_regime": "training"}
@@ -48,7 +56,7 @@ ADDED_DIM_ATTRS = {
 # Attributes describing one input only; never carried to the merged dataset's top level
 # (every input's global attributes are kept in ``sources_json``).
 PER_INPUT_ATTRS = {"pgprobe_dataset", "checkpoint_sha256", "config_hash", "git_commit", "created",
-                   "pgprobe_version", "probe_seed", "env", "algo", "seed", "iteration", "shard"}
+                   "probe_seed", "env", "algo", "seed", "iteration", "shard", *VERSION_ATTRS}
 
 
 def merge_attrs(attrs_list: list[dict], context=None) -> dict:
@@ -159,6 +167,27 @@ def check_distinct_runs(datasets: list[xr.Dataset], paths: list[str]) -> None:
         seen[key] = path
 
 
+def merged_versions(sources: list[dict], paths: list[str], allow_mixed: bool = False) -> dict:
+    """The package versions of the merged dataset: each ``*_version`` attribute the inputs
+    share, ``"mixed: a | b"`` where they differ.  Raises a one-line PgprobeError naming the
+    first two inputs whose physics-relevant versions differ, unless ``allow_mixed``."""
+    first = {name: str(sources[0].get(name, UNRECORDED)) for name in VERSION_ATTRS}
+    if not allow_mixed:
+        for source, path in zip(sources[1:], paths[1:]):
+            for name in PHYSICS_ATTRS:
+                value = str(source.get(name, UNRECORDED))
+                if value != first[name]:
+                    raise PgprobeError(
+                        f"--inputs: {paths[0]!r} was made with {name} {first[name]} but {path!r} with "
+                        f"{value}: their numbers are not comparable; re-measure at one version or "
+                        "pass --allow-mixed-versions")
+    merged = {}
+    for name in VERSION_ATTRS:
+        distinct = list(dict.fromkeys(str(s.get(name, UNRECORDED)) for s in sources))
+        merged[name] = distinct[0] if len(distinct) == 1 else "mixed: " + " | ".join(distinct)
+    return merged
+
+
 def pad_ragged_dims(datasets: list[xr.Dataset]) -> list[xr.Dataset]:
     """Dimensions without a coordinate whose size differs between inputs (e.g. the values
     probe's ``observation_component``: 11 on Hopper-v5, 17 on Walker2d-v5) get an integer
@@ -183,7 +212,8 @@ def pad_ragged_dims(datasets: list[xr.Dataset]) -> list[xr.Dataset]:
     return out
 
 
-def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | None = None) -> xr.Dataset:
+def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | None = None,
+            allow_mixed_versions: bool = False) -> xr.Dataset:
     """Merge ``paths`` into one dataset of kind ``probe`` and write it to ``out``."""
     from .datasets import provenance, write_netcdf
 
@@ -191,6 +221,7 @@ def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | 
     check_distinct_runs(datasets, paths)
     datasets = pad_ragged_dims(datasets)
     sources = [json.loads(ds.attrs.pop("_source")) for ds in datasets]
+    versions = merged_versions(sources, paths, allow_mixed_versions)
     try:
         merged = xr.combine_by_coords(datasets, join="outer", compat="no_conflicts", data_vars="all",
                                       coords="different", combine_attrs=merge_attrs)
@@ -202,7 +233,7 @@ def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | 
     shared = {k: v for k, v in merged.attrs.items() if k not in PER_INPUT_ATTRS}
     # The probe settings (config_json) when every input was made with the same ones.
     section = json.loads(shared.pop("config_json")) if "config_json" in shared else None
-    merged.attrs = {**shared, **provenance(probe, section, None, inputs=len(paths),
+    merged.attrs = {**shared, **provenance(probe, section, None, versions=versions, inputs=len(paths),
                                             sources_json=json.dumps(sources, sort_keys=True, default=str))}
     write_netcdf(merged, out)
     return merged
@@ -217,7 +248,7 @@ def _cmd(args) -> None:
             raise PgprobeError(f"--coords is not valid JSON: {exc.msg} at position {exc.pos}") from None
         if not isinstance(coords, list):
             raise PgprobeError("--coords: expected a JSON list with one object per input")
-    merged = collect(args.probe, args.inputs, args.out, coords)
+    merged = collect(args.probe, args.inputs, args.out, coords, args.allow_mixed_versions)
     sizes = ", ".join(f"{k}={v}" for k, v in merged.sizes.items())
     print(f"wrote {args.out} ({sizes})")
 
@@ -230,4 +261,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--inputs", required=True, nargs="+", metavar="FILE", help="datasets to merge")
     parser.add_argument("--coords", help="JSON list, one object per input: extra length-1 dims to add")
     parser.add_argument("--out", required=True, help="output NetCDF file")
+    parser.add_argument("--allow-mixed-versions", action="store_true",
+                        help="merge inputs made with different numpy/torch/mujoco/gymnasium versions")
     parser.set_defaults(func=_cmd)

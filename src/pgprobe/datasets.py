@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import __version__
 from .atomic import atomic_output
 from .errors import PgprobeError
 
@@ -41,19 +40,21 @@ def creation_time() -> str:
 
 
 def provenance(kind: str, config_section=None, checkpoint_sha256: str | None = None,
-               **extra) -> dict:
-    """Global attributes: what made this dataset, from what, when."""
+               versions: dict | None = None, **extra) -> dict:
+    """Global attributes: what made this dataset, from what, when, with which package versions
+    (``pgprobe.versions``: this process's, or ``versions`` for a merge of earlier datasets)."""
     from .config import config_hash
+    from .versions import package_versions
 
     attrs = {
         "pgprobe_dataset": kind,
-        "pgprobe_version": __version__,
         "git_commit": git_commit(),
         "config_hash": config_hash(config_section) if config_section is not None else "none",
         "config_json": json.dumps(config_section, sort_keys=True, default=str)
         if config_section is not None else "{}",
         "created": creation_time(),
         "Conventions": "CF-1.8",
+        **(package_versions() if versions is None else versions),
     }
     if checkpoint_sha256:
         attrs["checkpoint_sha256"] = checkpoint_sha256

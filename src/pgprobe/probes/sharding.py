@@ -11,7 +11,9 @@ Gather: each shard file records ``shard``, ``shard_count`` and ``shard_key``, a 
 JSON of everything its numbers depend on (checkpoint hash, probe seed, the settings that
 define the shared sample or plane).  ``gather`` opens the files, refuses one whose key
 differs from the gathering job's (naming the file and the differing fields), a shard given
-twice and a missing shard, and returns the datasets in shard order.
+twice, a missing shard and a shard computed with other physics-relevant package versions
+than the gathering job's (``pgprobe.versions``: the gathered numbers would mix two
+simulators or random streams; shards older than version recording are not checked), and returns the datasets in shard order.
 """
 from __future__ import annotations
 
@@ -69,7 +71,9 @@ def gather(shards: Sequence, kind: str, key: str, shard_count: int, load: bool =
     import xarray as xr
 
     from ..datasets import open_dataset
+    from ..versions import UNRECORDED, package_versions, physics_versions
 
+    ours = physics_versions(package_versions())
     by_index = {}
     for n, item in enumerate(shards):
         ds, path = ((item, f"#{n}") if isinstance(item, xr.Dataset) else
@@ -78,6 +82,12 @@ def gather(shards: Sequence, kind: str, key: str, shard_count: int, load: bool =
             raise PgprobeError(f"shard {str(path)!r} was computed with other reference settings, checkpoint or "
                                f"probe seed than this gather ({_differences(ds.attrs.get('shard_key'), key)}"
                                f"{'' if int(ds.attrs.get('shard_count', -1)) == shard_count else ', shard count'})")
+        theirs = physics_versions(ds.attrs)
+        differing = [k for k in ours if theirs[k] not in (ours[k], UNRECORDED)]
+        if differing:
+            name = differing[0]
+            raise PgprobeError(f"shard {str(path)!r} was computed with {name} {theirs[name]}, this gather runs "
+                               f"{ours[name]}: recompute the shard at the gather's versions")
         index = int(ds.attrs["shard"])
         if index in by_index:
             raise PgprobeError(f"shard {str(path)!r}: shard {index} given twice")
