@@ -97,3 +97,49 @@ def test_claims_table_names_the_data_versions():
                        "gymnasium_version": "1.4.0", "python_version": "3.11.7", "pgprobe_version": "0.1.0"}
     table = claims.markdown(claims.evaluate({"gradients": gradients}, {"resamples": 50}))
     assert "Data made with python 3.11.7, numpy 2.4.6, torch 2.13.0, mujoco 3.9.9, gymnasium 1.4.0" in table
+
+
+def _lock() -> dict[str, str]:
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "envs" / "lock.txt").read_text()
+    return {re.sub(r"[-_.]+", "-", m.group(1)).lower(): m.group(2)
+            for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M)}
+
+
+def test_lock_pins_every_declared_dependency_within_its_range():
+    """A dependency added to or re-ranged in pyproject.toml without `bash envs/lock.sh` fails
+    here: every requirement of the package and its extras is pinned, inside its range."""
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = _lock()
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    assert len(requirements) > 15
+    for text in requirements:
+        requirement = Requirement(text)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in lock, f"{text}: not in envs/lock.txt"
+        assert requirement.specifier.contains(lock[name], prereleases=True), f"{text}: lock has {lock[name]}"
+    assert lock["torch"] == "2.13.0"   # the spelling that takes the CPU build on the reference machines
+
+
+def test_conda_environment_pins_the_lock_versions():
+    import yaml
+
+    from conftest import REPO
+
+    environment = yaml.safe_load((REPO / "envs" / "pgprobe.yaml").read_text())
+    lock = _lock()
+    pinned = [d for d in environment["dependencies"] if isinstance(d, str) and "=" in d and not d.startswith("python=")]
+    assert len(pinned) >= 9
+    for item in pinned:
+        name, version = item.split("=", 1)
+        assert lock.get(name) == version, f"envs/pgprobe.yaml pins {item}, envs/lock.txt has {lock.get(name)}"
