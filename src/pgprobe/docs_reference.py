@@ -296,12 +296,12 @@ def make_tiny_study(root: str | Path, workers: int = 1) -> dict[str, Path]:
 
 def dataset_specs(paths: dict[str, Path]) -> dict:
     """{kind: {"dims": [...], "coords": [...], "variables": [...], "attributes": [...]}}
-    read off collected datasets: each coordinate's and variable's name, dims, long_name
+    read off the collected datasets ``paths`` ({kind: path}, any of DATASET_KINDS): each coordinate's and variable's name, dims, long_name
     and units (sizes and values are the study's, so they are left out)."""
     import xarray as xr
 
     specs = {}
-    for kind in DATASET_KINDS:
+    for kind in [k for k in DATASET_KINDS if k in paths]:
         with xr.open_dataset(paths[kind]) as ds:
             def entry(name):
                 var = ds[name]
