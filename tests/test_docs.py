@@ -176,3 +176,23 @@ def test_cli_and_config_pages_follow_their_sources(tmp_path):
     assert "training.warmup" not in config_markdown()
     assert _row(config_markdown(path), "training.warmup") == \
         "| `training.warmup` | integer (≥ 0) | `7` | iterations before the first update |"
+
+
+QUICKSTART = """```bash
+python3 -m venv .venv && . .venv/bin/activate && pip install -r envs/requirements.txt
+snakemake --cores 2
+pytest
+```"""
+
+
+def test_readme_is_a_front_page():
+    """README.md: at most 250 lines, the three quickstart commands unchanged, the command
+    that serves the site, and every relative link and image pointing at a file that exists."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    assert QUICKSTART in text
+    assert "mkdocs serve" in text
+    targets = re.findall(r"\]\(([^)#\s]+)", text)
+    assert any(t.endswith(".png") for t in targets)
+    missing = [t for t in targets if not t.startswith(("http://", "https://")) and not (REPO / t).exists()]
+    assert not missing, missing
