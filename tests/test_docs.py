@@ -67,15 +67,56 @@ def test_every_tutorial_has_tested_python():
     assert len(PAGES_WITH_PYTHON["tutorials/xarray.md"]) >= 8
 
 
+@pytest.fixture(scope="session")
+def tiny_agent_study(tiny_study, tmp_path_factory) -> Path:
+    """The own-agent tutorial's situation in small: a tiny SB3 PPO agent saved the RL Zoo
+    way (VecNormalize; 128 steps, so its recorded iteration, 2, differs from pgprobe's
+    PPO's 1), imported as ``zoo_ppo``, probed (gradients, values) and collected together
+    with the tiny study's PPO.  Returns the datasets directory."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from pgprobe.cli import main
+    from pgprobe.docs_reference import TINY_PROBE_SETTINGS
+
+    root = tmp_path_factory.mktemp("agent_study")
+    torch.set_num_threads(1)
+    venv = VecNormalize(make_vec_env("Hopper-v5", n_envs=1, seed=0))
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(128)
+    run = root / "logs" / "ppo" / "Hopper-v5_1"
+    (run / "Hopper-v5").mkdir(parents=True)
+    model.save(run / "Hopper-v5.zip")
+    venv.save(str(run / "Hopper-v5" / "vecnormalize.pkl"))
+    checkpoint = root / "zoo_ppo.pt"
+    assert main(["import", "sb3", "--model", str(run / "Hopper-v5.zip"), "--vecnormalize",
+                 str(run / "Hopper-v5" / "vecnormalize.pkl"), "--env", "Hopper-v5", "--out", str(checkpoint),
+                 "--name", "zoo_ppo"]) == 0
+    datasets = root / "datasets"
+    datasets.mkdir()
+    study_root = tiny_study["gradients"].parents[1]
+    for probe in ("gradients", "values"):
+        out = root / f"{probe}_zoo_ppo.nc"
+        assert main(["probe", probe, "--checkpoint", str(checkpoint), "--out", str(out), "--settings",
+                     json.dumps(TINY_PROBE_SETTINGS[probe]), "--workers", "1"]) == 0
+        assert main(["collect", "--probe", probe, "--inputs", str(study_root / "probes" / probe / "ppo.nc"),
+                     str(out), "--out", str(datasets / f"{probe}.nc")]) == 0
+    return datasets
+
+
 @pytest.mark.parametrize("page", sorted(PAGES_WITH_PYTHON))
-def test_tutorial_python_blocks_run(page, tiny_study, tmp_path, monkeypatch):
+def test_tutorial_python_blocks_run(page, tiny_study, tiny_agent_study, tmp_path, monkeypatch):
     """Every ```python block of the page runs, in order, in one namespace, from a directory
     that looks like the repository root after a study: ``docs/`` (the committed datasets
     under docs/measurements/ that the xarray tutorial reads) and ``results/datasets/``
-    (the tiny study, for pages that read a workflow's output)."""
+    (for pages that read a workflow's output: the tiny study; for the own-agent tutorial,
+    pgprobe's PPO and an imported SB3 agent)."""
     (tmp_path / "docs").symlink_to(DOCS)
     (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "datasets").symlink_to(tiny_study["gradients"].parent)
+    study = tiny_agent_study if page == "tutorials/own-agent.md" else tiny_study["gradients"].parent
+    (tmp_path / "results" / "datasets").symlink_to(study)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__tutorial__"}
