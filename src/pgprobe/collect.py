@@ -212,6 +212,17 @@ def pad_ragged_dims(datasets: list[xr.Dataset]) -> list[xr.Dataset]:
     return out
 
 
+def keep_missing_as_nan(merged: xr.Dataset) -> None:
+    """An integer or boolean variable that the outer join padded with NaN (a run or checkpoint
+    missing from some inputs) is float now, but still carries its input files' integer
+    encoding, which would write NaN as −2⁶³: drop that encoding so missing stays NaN."""
+    for var in merged.variables.values():
+        stored = var.encoding.get("dtype")
+        if stored is not None and np.dtype(stored).kind in "iub" and var.dtype.kind == "f":
+            var.encoding.pop("dtype")
+            var.encoding.pop("_FillValue", None)
+
+
 def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | None = None,
             allow_mixed_versions: bool = False) -> xr.Dataset:
     """Merge ``paths`` into one dataset of kind ``probe`` and write it to ``out``."""
@@ -233,6 +244,7 @@ def collect(probe: str, paths: list[str], out: str | Path, coords: list[dict] | 
     shared = {k: v for k, v in merged.attrs.items() if k not in PER_INPUT_ATTRS}
     # The probe settings (config_json) when every input was made with the same ones.
     section = json.loads(shared.pop("config_json")) if "config_json" in shared else None
+    keep_missing_as_nan(merged)
     merged.attrs = {**shared, **provenance(probe, section, None, versions=versions, inputs=len(paths),
                                             sources_json=json.dumps(sources, sort_keys=True, default=str))}
     write_netcdf(merged, out)
