@@ -183,3 +183,35 @@ def test_cleanrl_series_and_its_refusals(tmp_path, capsys):
     err = _refused(capsys, "cleanrl", str(runs / "agent_{steps}.cleanrl_model"), "--obs-stats",
                    str(runs / "stats_{steps}.npz"), tmp_path / "out2")
     assert "(step 4096) has no observation statistics pair" in err, err
+
+
+# ----------------------------------------------------------------------------- the workflow
+def test_workflow_probes_every_checkpoint_of_a_series(series, tmp_path):
+    """config agents with a series: one import job per file (iteration from its steps), every
+    listed probe at every checkpoint, env_steps in the datasets; a gap stops parsing with one
+    line naming the agent."""
+    from test_workflow import job_counts, snakemake, write_config
+
+    from pgprobe.collect import collect
+
+    logs = series["dir"]
+    agent = {"source": "sb3", "env": "Hopper-v5", "path": str(logs / MODEL_PATTERN),
+             "vecnormalize": str(logs / VECNORM_PATTERN), "probes": ["values"]}
+    config = write_config(tmp_path, "series.yaml", {"agents": {"zoo": agent}})
+    targets = [f"results/probes/values/Hopper-v5/zoo/seed0/iter000{i}.nc" for i in (1, 2, 3, 4)]
+    dry = snakemake(tmp_path, *targets, "-n", config=config, timeout=600)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-3000:]
+    assert job_counts(dry.stdout + dry.stderr) == {"import_agent": 4, "probe_values": 4}
+    run = snakemake(tmp_path, targets[0], targets[3], config=config, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    merged = collect("values", [str(tmp_path / targets[0]), str(tmp_path / targets[3])], tmp_path / "values.nc")
+    assert list(merged["iteration"].values) == [1, 4]
+    assert merged["env_steps"].sel(algo="zoo").values.ravel().tolist() == [160.0, 640.0]
+
+    gapped = _copy(series, tmp_path / "gapped", drop=("rl_model_480_steps.zip",))
+    bad = write_config(tmp_path, "bad.yaml", {"agents": {"zoo": {**agent, "path": str(gapped / MODEL_PATTERN),
+                                                                  "vecnormalize": str(gapped / VECNORM_PATTERN)}}})
+    refused = snakemake(tmp_path, "-n", config=bad, timeout=600)
+    lines = [line for line in (refused.stdout + refused.stderr).splitlines() if "pgprobe config error" in line]
+    assert refused.returncode != 0 and len(lines) == 1, refused.stderr[-2000:]
+    assert "agents.zoo: path: gap in steps: 320 is followed by 640" in lines[0], lines[0]
