@@ -89,6 +89,10 @@ def test_series_pattern_imports_each_checkpoint_at_its_iteration(series, tmp_pat
         assert ckpt.env_steps == steps
         assert torch.equal(ckpt.policy.log_std.detach(), log_std)          # the parameters saved then
         assert ckpt.provenance["vecnormalize_file"].endswith(f"rl_model_vecnormalize_{steps}_steps.pkl")
+    # one file alone (no --steps) gets the same iteration, from the zip's update count
+    assert main(["import", "sb3", "--model", str(logs / MODEL_PATTERN.format(steps=640)), "--env", "Hopper-v5",
+                 "--out", str(tmp_path / "alone.pt")]) == 0
+    assert (load_checkpoint(tmp_path / "alone.pt").iteration, load_checkpoint(tmp_path / "alone.pt").env_steps) == (4, 640)
     # the list form (any order) gives the same checkpoints
     files = [str(logs / MODEL_PATTERN.format(steps=s)) for s in reversed(STEPS)]
     pairs = [str(logs / VECNORM_PATTERN.format(steps=s)) for s in STEPS]

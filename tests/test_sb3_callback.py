@@ -139,3 +139,22 @@ def test_checkpoint_without_next_update_is_refused(tmp_path):
     ckpt = load_checkpoint(import_sb3(tmp_path / "m.zip", "Hopper-v5", tmp_path / "c.pt"))
     with pytest.raises(PgprobeError, match="holds no next update"):
         next_update_batch(ckpt)
+
+
+def test_steps_probe_runs_on_a_callback_checkpoint(trained, tmp_path):
+    """The update-based probes apply SB3's update from the saved state (learning rate at the
+    schedule's position); the dataset's env_steps is the step count it was saved at."""
+    import json
+
+    from pgprobe.cli import main
+    from pgprobe.datasets import open_dataset
+
+    settings = json.dumps({"sample_counts": [128], "estimates": 2, "reference_samples": 256,
+                           "reference_stream_steps": 128, "chunk_size": 2})
+    out = tmp_path / "steps.nc"
+    assert main(["probe", "steps", "--checkpoint", str(trained["path"]), "--out", str(out), "--settings", settings,
+                 "--workers", "1"]) == 0
+    steps = open_dataset(out, kind="steps")
+    assert (steps["estimate_norm"].values > 0).all()
+    assert steps["env_steps"].values.ravel().tolist() == [float((SAVED_ITERATION + 1) * N_ENVS * N_STEPS)]
+    assert steps["iteration"].values.tolist() == [SAVED_ITERATION]
