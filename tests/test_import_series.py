@@ -206,6 +206,14 @@ def test_workflow_probes_every_checkpoint_of_a_series(series, tmp_path):
     dry = snakemake(tmp_path, *targets, "-n", config=config, timeout=600)
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-3000:]
     assert job_counts(dry.stdout + dry.stderr) == {"import_agent": 4, "probe_values": 4}
+    chosen = write_config(tmp_path, "chosen.yaml", {"agents": {"zoo": {**agent, "steps": [160, 640]}}})
+    dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=chosen, timeout=600)
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert (counts["import_agent"], counts["probe_values"]) == (2, 4), counts    # + the tiny config's 2 runs
+    unknown = write_config(tmp_path, "unknown.yaml", {"agents": {"zoo": {**agent, "steps": [161]}}})
+    refused = snakemake(tmp_path, "-n", config=unknown, timeout=600)
+    assert "agents.zoo.steps: 161 is not a step count of the series (160, 320, 480, 640)" in refused.stderr, \
+        refused.stderr[-2000:]
     run = snakemake(tmp_path, targets[0], targets[3], config=config, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     merged = collect("values", [str(tmp_path / targets[0]), str(tmp_path / targets[3])], tmp_path / "values.nc")

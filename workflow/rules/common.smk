@@ -575,12 +575,15 @@ def agent_checkpoints(name, agent) -> dict:
     one config agent.  One file: iteration 0 (its import records the updates it made).  A
     series (``path`` a {steps} pattern or a list; its pair likewise): one checkpoint per file
     at ⌈S/B⌉ − 1 (SB3) / ⌊S/B⌋ (CleanRL), resolved by pgprobe.importers.series (cached
-    under the matched files' sizes and mtimes); a broken series stops parsing with one line."""
+    under the matched files' sizes and mtimes), those of ``steps`` only when given; a broken
+    series stops parsing with one line."""
     import glob
 
     pair = "vecnormalize" if agent["source"] == "sb3" else "obs_stats"
     series = lambda value: isinstance(value, list) or "{steps}" in str(value)  # noqa: E731
     if not series(agent["path"]):
+        if "steps" in agent:
+            fail(f"agents.{name}.steps", "selects checkpoints of a series: expected path to be a {steps} pattern or a list")
         if pair in agent and series(agent[pair]):
             fail(f"agents.{name}.{pair}", "gives a series for one path file: expected one file")
         files = {"model": agent["path"], **({pair: agent[pair]} if pair in agent else {})}
@@ -604,7 +607,13 @@ def agent_checkpoints(name, agent) -> dict:
     resolved = cached("agent-series", {"agent": agent, "files": stats, "helper": "agent_checkpoints 1"}, ("pgprobe.importers.series",), compute)
     if "error" in resolved:
         fail(f"agents.{name}", resolved["error"])
-    return {int(i): {"files": files, "steps": int(steps)} for i, steps, files in resolved["members"]}
+    chosen = agent.get("steps", [steps for _, steps, _ in resolved["members"]])
+    missing = sorted(set(chosen) - {steps for _, steps, _ in resolved["members"]})
+    if missing:
+        fail(f"agents.{name}.steps", f"{missing[0]} is not a step count of the series "
+             f"({', '.join(str(steps) for _, steps, _ in resolved['members'])})")
+    return {int(i): {"files": files, "steps": int(steps)} for i, steps, files in resolved["members"]
+            if steps in chosen}
 
 
 def agent_probe_paths(probe) -> list:

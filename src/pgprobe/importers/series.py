@@ -20,7 +20,12 @@ Refused, each with one line: no file matching the pattern; two files of one step
 gap (the step counts must be equally spaced, s_k = s_0 + k·d, as a save frequency gives them:
 a missing file is named); two files of one iteration (spacing below the batch); a model file
 without its statistics pair; mixed architectures or batch sizes (a series is one run);
-a step count that disagrees with the zip's ``num_timesteps``.
+a step count that disagrees with the zip's ``num_timesteps``.  A list is held to the same
+spacing (it describes one run's saves); to probe some checkpoints only, the workflow's
+``agents.NAME.steps`` selects them, the whole series still checked.  Step counts that are
+not multiples of the batch are accepted (``CheckpointCallback``'s ``save_freq`` rarely is
+one): such a file has the parameters of its iteration and the VecNormalize statistics of
+step S.
 
 This module reads no tensors for SB3 (the zip's ``data`` JSON only) and imports torch only
 for CleanRL files, so the workflow can resolve a series when it parses the config.
