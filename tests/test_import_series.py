@@ -150,6 +150,10 @@ def test_series_file_named_for_other_steps_and_bad_patterns_are_one_line_errors(
     assert "glob characters" in err, err
     err = _refused(capsys, "sb3", str(tmp_path / "none_{steps}.zip"), "--vecnormalize", None, tmp_path / "out")
     assert "no file matches" in err, err
+    capsys.readouterr()
+    rc = main(["import", "sb3", "--model", str(logs / MODEL_PATTERN), "--env", "Hopper-v5", "--out", "x.pt"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "expected --out-dir DIR" in err and len(err.splitlines()) == 1, err
 
 
 # ----------------------------------------------------------------------------- CleanRL
