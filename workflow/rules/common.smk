@@ -583,7 +583,8 @@ def agent_checkpoints(name, agent) -> dict:
     series = lambda value: isinstance(value, list) or "{steps}" in str(value)  # noqa: E731
     if not series(agent["path"]):
         if "steps" in agent:
-            fail(f"agents.{name}.steps", "selects checkpoints of a series: expected path to be a {steps} pattern or a list")
+            fail(f"agents.{name}.steps", "selects checkpoints of a series: expected path to be a "
+                 "{steps} pattern or a list")
         if pair in agent and series(agent[pair]):
             fail(f"agents.{name}.{pair}", "gives a series for one path file: expected one file")
         files = {"model": agent["path"], **({pair: agent[pair]} if pair in agent else {})}
@@ -604,7 +605,8 @@ def agent_checkpoints(name, agent) -> dict:
             return {"error": str(exc)}
         return {"members": [[m.iteration, m.steps, {"model": m.path, **m.pairs}] for m in members]}
 
-    resolved = cached("agent-series", {"agent": agent, "files": stats, "helper": "agent_checkpoints 1"}, ("pgprobe.importers.series",), compute)
+    resolved = cached("agent-series", {"agent": agent, "files": stats, "helper": "agent_checkpoints 1"},
+                      ("pgprobe.importers.series",), compute)
     if "error" in resolved:
         fail(f"agents.{name}", resolved["error"])
     chosen = agent.get("steps", [steps for _, steps, _ in resolved["members"]])
@@ -624,7 +626,11 @@ def agent_probe_paths(probe) -> list:
 
 def agent_inputs(wildcards) -> dict:
     """The files of one imported checkpoint (a changed file reruns its import)."""
-    return AGENT_CKPTS[wildcards.agent][int(wildcards.iteration)]["files"]
+    checkpoints = AGENT_CKPTS[wildcards.agent]
+    if int(wildcards.iteration) not in checkpoints:
+        raise ValueError(f"agent {wildcards.agent} has no checkpoint at iteration {wildcards.iteration}: "
+                         f"its iterations are {', '.join(map(str, checkpoints))}")
+    return checkpoints[int(wildcards.iteration)]["files"]
 
 
 def agent_import_command(wildcards) -> str:
