@@ -59,10 +59,12 @@ def save_checkpoint(path: str | Path, *, env_id: str, algo: str, seed: int, iter
                     hyperparameters: dict, obs_dim: int, act_dim: int, policy, value_net,
                     policy_optimizer, value_optimizer, obs_normalizer: dict,
                     reward_normalizer: dict, fit_batch: dict | None,
-                    provenance: dict | None = None) -> None:
+                    provenance: dict | None = None, next_update: dict | None = None) -> None:
     """Write a checkpoint.  The networks' architecture is read back from ``hyperparameters``
     (``policy_hidden``, ``value_hidden``, ``activation``, default "tanh").  ``provenance``
-    (imported agents: source file, SHA-256, library and version) is stored as JSON."""
+    (imported agents: source file, SHA-256, library and version) is stored as JSON.
+    ``next_update``: the batch and minibatch-order state of the agent's next update, when
+    its trainer saved them (``pgprobe.integrations.sb3``)."""
     from .versions import package_versions
 
     payload = {
@@ -79,6 +81,8 @@ def save_checkpoint(path: str | Path, *, env_id: str, algo: str, seed: int, iter
         "reward_normalizer": _to_tensor_tree(reward_normalizer),
         "fit_batch": _to_tensor_tree(fit_batch) if fit_batch is not None else {},
     }
+    if next_update:
+        payload["next_update"] = _to_tensor_tree(next_update)
     if provenance is not None:
         payload["provenance_json"] = json.dumps(provenance, sort_keys=True)
     atomic_torch_save(payload, path)
@@ -93,6 +97,8 @@ class Checkpoint:
     ``provenance``: where an imported agent came from (empty for agents pgprobe trained).
     ``versions``: the package versions that wrote it (``pgprobe.versions``; empty for
     checkpoints written before versions were recorded).
+    ``next_update``: the rollout buffer and minibatch-order state of the next update (SB3
+    callback checkpoints; empty otherwise).
     """
     path: Path
     env_id: str
@@ -112,6 +118,16 @@ class Checkpoint:
     sha256: str
     provenance: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    next_update: dict = field(default_factory=dict)
+
+    @property
+    def env_steps(self) -> int:
+        """Environment steps of training when it was saved: an import's recorded step count,
+        else iteration × steps_per_iteration."""
+        recorded = self.provenance.get("env_steps")
+        if isinstance(recorded, int):
+            return recorded
+        return int(self.iteration) * int(self.hyperparameters.get("steps_per_iteration", 0))
 
     @property
     def label(self) -> str:
@@ -210,4 +226,5 @@ def load_checkpoint(path: str | Path, expect_env: str | None = None) -> Checkpoi
         reward_normalizer=_numpy_tree(raw["reward_normalizer"]),
         fit_batch=_numpy_tree(raw["fit_batch"]), sha256=file_sha256(path),
         provenance=json.loads(raw.get("provenance_json", "{}")),
-        versions=json.loads(raw.get("versions_json", "{}")))
+        versions=json.loads(raw.get("versions_json", "{}")),
+        next_update=_numpy_tree(raw.get("next_update", {})))

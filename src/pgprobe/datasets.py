@@ -80,13 +80,19 @@ def variable(dims, data, long_name: str, units: str, **attrs) -> xr.Variable:
 
 
 def add_run_coords(ds: xr.Dataset, env: str, algo: str, seed: int, iteration: int,
-                   source: str = "pgprobe") -> xr.Dataset:
+                   source: str = "pgprobe", env_steps: int | None = None) -> xr.Dataset:
     """Expand ``ds`` with length-1 dims env, algo, seed, iteration (for combine_by_coords);
     ``algo`` is the algorithm, or an imported agent's name; coordinate ``source`` (along
-    algo) says where the agent was trained."""
+    algo) says where the agent was trained; coordinate ``env_steps`` (along all four, as
+    runs differ in batch size: ``Checkpoint.env_steps``; float, NaN where a merged dataset
+    has no checkpoint) the training steps at the checkpoint."""
     ds = ds.expand_dims({"env": [env], "algo": [algo], "seed": [int(seed)], "iteration": [int(iteration)]})
     ds = ds.assign_coords(source=("algo", [source], {"long_name": "where the agent was trained (pgprobe, or "
                                                                "the library of an imported agent)", "units": "1"}))
+    if env_steps is not None:
+        ds = ds.assign_coords(env_steps=(RUN_DIMS, np.full((1, 1, 1, 1), float(env_steps)), {
+            "long_name": "environment steps of training at the checkpoint (NaN: no such checkpoint)",
+            "units": "1"}))
     ds["env"].attrs = {"long_name": "environment id", "units": "1"}
     ds["algo"].attrs = {"long_name": "algorithm", "units": "1"}
     ds["seed"].attrs = {"long_name": "training seed", "units": "1"}

@@ -154,8 +154,9 @@ def _validate_semantics(config):
                          ("pgprobe.envs",), lambda env=agent["env"]: _env_id_problem(env))
         if message:
             fail(f"agents.{name}.env", message)
-        for key in ("path", "vecnormalize", "obs_stats"):
-            if key in agent and not os.path.isfile(agent[key]):
+        for key in ("path", "vecnormalize", "obs_stats"):   # a series: checked by agent_checkpoints
+            if key in agent and isinstance(agent[key], str) and "{steps}" not in agent[key] \
+                    and not os.path.isfile(agent[key]):
                 fail(f"agents.{name}.{key}", f"{agent[key]!r} is not a file")
         if agent["source"] == "cleanrl":
             if "vecnormalize" in agent:
@@ -166,6 +167,8 @@ def _validate_semantics(config):
                      "unknown for CleanRL agents: list only gradients, values, baselines")
         if agent["source"] == "sb3" and "obs_stats" in agent:
             fail(f"agents.{name}.obs_stats", "is for cleanrl agents; an sb3 agent takes vecnormalize")
+        if agent["source"] == "sb3" and "num_steps" in agent:
+            fail(f"agents.{name}.num_steps", "is for cleanrl agents; an sb3 agent's batch is read from its zip")
     training = config["training"]
     schedule = checkpoint_schedule(training)
     for probe, its in config["probe_iterations"].items():
@@ -465,12 +468,13 @@ def fmt_scale(scale) -> str:
 def setup(config):
     """Module-level plan: runs, checkpoint iterations, shards, figures, wildcard patterns."""
     global RUNS, CKPT_ITERS, PROBE_ITERS, SHARDS, REGIME_RUNS, FIGURES, MADE_FIGURES, ENV_PATTERN
-    global AGENTS, AGENT_PROBES, ALGO_PATTERN
+    global AGENTS, AGENT_PROBES, AGENT_CKPTS, ALGO_PATTERN
     excluded = {(x["env"], x["algo"]) for x in config["exclude_runs"]}
     RUNS = [(e, a, s) for e in config["envs"] for a in config["algos"] if (e, a) not in excluded
             for s in config["seeds"]]
     AGENTS = config["agents"]
     AGENT_PROBES = {name: list(agent.get("probes", PROBES)) for name, agent in AGENTS.items()}
+    AGENT_CKPTS = {name: agent_checkpoints(name, agent) for name, agent in AGENTS.items()}
     ALGO_PATTERN = "|".join(["ppo", "trpo", *(re.escape(name) for name in AGENTS)])
     CKPT_ITERS = checkpoint_schedule(config["training"])
     probed = config["probe_iterations"].get("default", CKPT_ITERS)
@@ -512,9 +516,11 @@ def plan_jobs(config) -> dict:
             for scale in config["sample_regime"]["learning_rate_scales"]:
                 add("regime_training_config", env, algo, steps=int(steps), scale=float(scale))
     for name, agent in AGENTS.items():
-        add("import_agent", agent["env"], name, 0, 0)
+        for iteration in AGENT_CKPTS[name]:
+            add("import_agent", agent["env"], name, 0, iteration)
     probed = [(e, a, s, p, i) for p in PROBES for (e, a, s) in RUNS for i in PROBE_ITERS[p]]
-    probed += [(agent["env"], name, 0, p, 0) for name, agent in AGENTS.items() for p in AGENT_PROBES[name]]
+    probed += [(agent["env"], name, 0, p, i) for name, agent in AGENTS.items() for p in AGENT_PROBES[name]
+               for i in AGENT_CKPTS[name]]
     for env, algo, seed, probe, iteration in probed:
         add(f"probe_{probe}", env, algo, seed, iteration)
         if SHARDS.get(probe, 1) > 1:
@@ -564,31 +570,85 @@ def probe_path(probe, env, algo, seed, iteration) -> str:
     return f"results/probes/{probe}/{env}/{algo}/seed{seed}/iter{int(iteration):04d}.nc"
 
 
+def agent_checkpoints(name, agent) -> dict:
+    """{iteration: {"files": {"model", "vecnormalize" | "obs_stats"}, "steps": S or None}} of
+    one config agent.  One file: iteration 0 (its import records the updates it made).  A
+    series (``path`` a {steps} pattern or a list; its pair likewise): one checkpoint per file
+    at ⌈S/B⌉ − 1 (SB3) / ⌊S/B⌋ (CleanRL), resolved by pgprobe.importers.series (cached
+    under the matched files' sizes and mtimes), those of ``steps`` only when given; a broken
+    series stops parsing with one line."""
+    import glob
+
+    pair = "vecnormalize" if agent["source"] == "sb3" else "obs_stats"
+    series = lambda value: isinstance(value, list) or "{steps}" in str(value)  # noqa: E731
+    if not series(agent["path"]):
+        if "steps" in agent:
+            fail(f"agents.{name}.steps", "selects checkpoints of a series: expected path to be a "
+                 "{steps} pattern or a list")
+        if pair in agent and series(agent[pair]):
+            fail(f"agents.{name}.{pair}", "gives a series for one path file: expected one file")
+        files = {"model": agent["path"], **({pair: agent[pair]} if pair in agent else {})}
+        return {0: {"files": files, "steps": None}}
+    listed = sorted(f for key in ("path", pair) if key in agent for value in
+                    (agent[key] if isinstance(agent[key], list) else [agent[key]])
+                    for f in glob.glob(glob.escape(value).replace(glob.escape("{steps}"), "*")))
+    stats = [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in listed]
+
+    def compute():
+        from pgprobe.errors import PgprobeError
+        from pgprobe.importers.series import resolve_series
+
+        try:
+            members = resolve_series(agent["source"], agent["path"], {pair: agent.get(pair)},
+                                     num_steps=agent.get("num_steps", 2048), where="path")
+        except PgprobeError as exc:
+            return {"error": str(exc)}
+        return {"members": [[m.iteration, m.steps, {"model": m.path, **m.pairs}] for m in members]}
+
+    resolved = cached("agent-series", {"agent": agent, "files": stats, "helper": "agent_checkpoints 1"},
+                      ("pgprobe.importers.series",), compute)
+    if "error" in resolved:
+        fail(f"agents.{name}", resolved["error"])
+    chosen = agent.get("steps", [steps for _, steps, _ in resolved["members"]])
+    missing = sorted(set(chosen) - {steps for _, steps, _ in resolved["members"]})
+    if missing:
+        fail(f"agents.{name}.steps", f"{missing[0]} is not a step count of the series "
+             f"({', '.join(str(steps) for _, steps, _ in resolved['members'])})")
+    return {int(i): {"files": files, "steps": int(steps)} for i, steps, files in resolved["members"]
+            if steps in chosen}
+
+
 def agent_probe_paths(probe) -> list:
-    """The probe files of the imported agents that run ``probe`` (one checkpoint each)."""
-    return [probe_path(probe, agent["env"], name, 0, 0) for name, agent in AGENTS.items()
-            if probe in AGENT_PROBES[name]]
+    """The probe files of the imported agents that run ``probe`` (every checkpoint of a series)."""
+    return [probe_path(probe, agent["env"], name, 0, i) for name, agent in AGENTS.items()
+            if probe in AGENT_PROBES[name] for i in AGENT_CKPTS[name]]
 
 
 def agent_inputs(wildcards) -> dict:
-    agent = AGENTS[wildcards.agent]
-    files = {"model": agent["path"]}
-    for key in ("vecnormalize", "obs_stats"):
-        if key in agent:
-            files[key] = agent[key]
-    return files
+    """The files of one imported checkpoint (a changed file reruns its import)."""
+    checkpoints = AGENT_CKPTS[wildcards.agent]
+    if int(wildcards.iteration) not in checkpoints:
+        raise ValueError(f"agent {wildcards.agent} has no checkpoint at iteration {wildcards.iteration}: "
+                         f"its iterations are {', '.join(map(str, checkpoints))}")
+    return checkpoints[int(wildcards.iteration)]["files"]
 
 
 def agent_import_command(wildcards) -> str:
-    """``pgprobe import`` arguments of one agent (shell-quoted)."""
+    """``pgprobe import`` arguments of one imported checkpoint (shell-quoted)."""
     import shlex
 
     agent = AGENTS[wildcards.agent]
-    words = [agent["source"], "--model", agent["path"], "--env", agent["env"], "--name", wildcards.agent]
-    if agent["source"] == "sb3" and "vecnormalize" in agent:
-        words += ["--vecnormalize", agent["vecnormalize"]]
+    entry = AGENT_CKPTS[wildcards.agent][int(wildcards.iteration)]
+    files = entry["files"]
+    words = [agent["source"], "--model", files["model"], "--env", agent["env"], "--name", wildcards.agent]
+    if entry["steps"] is not None:
+        words += ["--steps", entry["steps"]]
+    if agent["source"] == "sb3" and "vecnormalize" in files:
+        words += ["--vecnormalize", files["vecnormalize"]]
     if agent["source"] == "cleanrl":
-        words += ["--obs-stats", agent["obs_stats"]] if "obs_stats" in agent else ["--raw-observations"]
+        words += ["--obs-stats", files["obs_stats"]] if "obs_stats" in files else ["--raw-observations"]
+        if "num_steps" in agent:
+            words += ["--num-steps", agent["num_steps"]]
     return " ".join(shlex.quote(str(w)) for w in words)
 
 

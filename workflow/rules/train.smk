@@ -109,19 +109,20 @@ rule train_regime:
 
 
 rule import_agent:
-    """An agent trained elsewhere (config ``agents``) as a pgprobe checkpoint (``pgprobe import``);
-    its files are the inputs, so a changed file reruns the import and the agent's probes."""
+    """An agent trained elsewhere (config ``agents``) as a pgprobe checkpoint (``pgprobe import``),
+    one job per file of a series; its files are the inputs, so a changed file reruns that
+    checkpoint's import and probes."""
     wildcard_constraints:
         agent="|".join(re.escape(name) for name in AGENTS) or "(?!)",
     input:
         unpack(agent_inputs),
     output:
-        "results/runs/{env}/{agent}/seed0/checkpoints/iter0000.pt",
+        "results/runs/{env}/{agent}/seed0/checkpoints/iter{iteration}.pt",
     params:
         command=agent_import_command,
         code=code_hash("pgprobe.importers.cli"),
     log:
-        "logs/import/{env}/{agent}.log",
+        "logs/import/{env}/{agent}/iter{iteration}.log",
     conda:
         "../../envs/pgprobe.yaml"
     shell:

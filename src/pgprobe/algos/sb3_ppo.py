@@ -11,7 +11,10 @@ with Â the minibatch's advantages normalized by its own mean and (unbiased) std
 ``clip_range_vf`` δ, V_old + clip(V − V_old, ±δ); the gradient's global norm over all
 parameters is clipped to ``max_grad_norm``.  With ``target_kl``, an epoch stops before the
 step whose minibatch has approximate KL mean((ρ − 1) − log ρ) > 1.5 · target_kl, and no
-further epoch runs.  Hyperparameters are those ``pgprobe import sb3`` records.
+further epoch runs.  Hyperparameters are those ``pgprobe import sb3`` records.  Log-probabilities
+and entropy come from ``torch.distributions.Normal`` and the gradient norm is taken in SB3's
+parameter order, as SB3 computes them, so that the update is SB3's bit for bit
+(tests/test_sb3_callback.py, tests/test_import_sb3.py).
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import PgprobeError
-from ..policies import gaussian_log_prob
 from .common import UpdateBatch
 
 REQUIRED = {"policy_lr": float, "adam_eps": float, "clip_epsilon": float, "vf_coef": float,
@@ -64,6 +66,8 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
     """
     _check_hyperparameters(hp)
     params = [*policy.parameters(), *value_net.parameters()]
+    pi, vf = list(policy.mean_net.parameters()), list(value_net.parameters())
+    sb3_order = [policy.log_std, *pi[:-2], *vf[:-2], *pi[-2:], *vf[-2:]]   # SB3's policy.parameters()
     optimizer = torch.optim.Adam(params, lr=float(hp["policy_lr"]), eps=float(hp["adam_eps"]))
     if optimizer_state:   # a copy: load_state_dict keeps the given tensors, step() updates them in place
         optimizer.load_state_dict(copy.deepcopy(optimizer_state))
@@ -80,7 +84,9 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
         kls, stop = [], False
         for start in range(0, count, size):
             idx = torch.as_tensor(order[start:start + size], dtype=torch.long)
-            log_prob = gaussian_log_prob(policy(batch.obs[idx]), policy.log_std, batch.actions[idx])
+            mean = policy(batch.obs[idx])
+            normal = torch.distributions.Normal(mean, torch.ones_like(mean) * policy.log_std.exp())
+            log_prob = normal.log_prob(batch.actions[idx]).sum(dim=1)
             values = value_net(batch.obs[idx])
             advantages = batch.advantages[idx]
             if normalize and len(advantages) > 1:
@@ -92,7 +98,7 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
             predicted = values if clip_vf is None else old_values + torch.clamp(
                 values - old_values, -float(clip_vf), float(clip_vf))
             value_loss = F.mse_loss(batch.value_targets[idx], predicted)
-            entropy_loss = -policy.entropy()       # state-independent: the mean over samples
+            entropy_loss = -torch.mean(normal.entropy().sum(dim=1))
             loss = policy_loss + float(hp["entropy_coef"]) * entropy_loss + float(hp["vf_coef"]) * value_loss
             with torch.no_grad():
                 log_ratio = log_prob - batch.old_log_probs[idx]
@@ -105,7 +111,7 @@ def sb3_ppo_update(policy, value_net, optimizer_state: dict, batch: UpdateBatch,
                 losses[name].append(value.item())
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, float(hp["max_grad_norm"]))
+            torch.nn.utils.clip_grad_norm_(sb3_order, float(hp["max_grad_norm"]))
             optimizer.step()
             steps += 1
         epochs += 1

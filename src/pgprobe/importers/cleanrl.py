@@ -76,9 +76,14 @@ def import_cleanrl(model: str | Path, env_id: str, out: str | Path, obs_stats: s
                    raw_observations: bool = False, activation: str = "tanh",
                    gamma: float = CLEANRL_DEFAULTS["gamma"], gae_lambda: float = CLEANRL_DEFAULTS["gae_lambda"],
                    num_steps: int = CLEANRL_DEFAULTS["num_steps"], seed: int = 0, iteration: int = 0,
-                   name: str | None = None) -> Path:
+                   name: str | None = None, steps: int | None = None) -> Path:
     """Write ``out``: the pgprobe checkpoint of the CleanRL agent in ``model``.  Exactly one of
-    ``obs_stats`` / ``raw_observations`` must be given (the file cannot tell which applies)."""
+    ``obs_stats`` / ``raw_observations`` must be given (the file cannot tell which applies).
+    ``steps``: the environment steps S it was saved at (a series member): iteration ⌊S /
+    num_steps⌋ (saved after that iteration's update); without it, ``iteration`` and
+    S = iteration · num_steps."""
+    if steps is not None:
+        iteration = int(steps) // int(num_steps)
     model = Path(model)
     where = f"CleanRL model {str(model)!r}"
     if obs_stats is None and not raw_observations:
@@ -126,7 +131,8 @@ def import_cleanrl(model: str | Path, env_id: str, out: str | Path, obs_stats: s
                                                   return_var=stats.get("return_var", 1.0))
     else:
         obs_norm, reward_norm = normalizer_states(obs_dim)
-    extra = {"algorithm": "PPO (ppo_continuous_action.py)", **({"agent_name": name} if name else {})}
+    extra = {"algorithm": "PPO (ppo_continuous_action.py)",
+             "env_steps": int(steps) if steps is not None else int(iteration) * int(num_steps), **({"agent_name": name} if name else {})}
     if obs_stats is not None:
         from ..checkpoint import file_sha256
         extra.update({"obs_stats_file": str(Path(obs_stats).resolve()), "obs_stats_sha256": file_sha256(obs_stats)})

@@ -96,14 +96,16 @@ def source_provenance(path: Path, library: str, library_version: str, **extra) -
 def write_imported_checkpoint(out: str | Path, *, env_id: str, algo: str, seed: int, iteration: int,
                               hyperparameters: dict, policy: GaussianPolicy, value_net: ValueNet,
                               optimizer_state: dict, obs_normalizer: dict, reward_normalizer: dict,
-                              provenance: dict) -> Path:
-    """Write the checkpoint (optimizer state in ``policy_optimizer``; see the importer) and
-    load it back once, so that a file that pgprobe cannot read is never left behind."""
+                              provenance: dict, next_update: dict | None = None) -> Path:
+    """Write the checkpoint (optimizer state in ``policy_optimizer``; see the importer;
+    ``next_update``: see ``pgprobe.integrations.sb3``) and load it back once, so that a file
+    that pgprobe cannot read is never left behind."""
     out = Path(out)
     save_checkpoint(out, env_id=env_id, algo=algo, seed=seed, iteration=iteration,
                     hyperparameters=hyperparameters, obs_dim=value_net.net[0].in_features,
                     act_dim=policy.log_std.numel(), policy=policy, value_net=value_net,
                     policy_optimizer=optimizer_state, value_optimizer={}, obs_normalizer=obs_normalizer,
-                    reward_normalizer=reward_normalizer, fit_batch=None, provenance=provenance)
+                    reward_normalizer=reward_normalizer, fit_batch=None, provenance=provenance,
+                    next_update=next_update)
     load_checkpoint(out, expect_env=env_id)
     return out

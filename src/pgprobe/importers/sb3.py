@@ -475,12 +475,32 @@ def sb3_hyperparameters(data: dict, kwargs: dict, sizes: dict, optimizer_state: 
     return algo, hp
 
 
-def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: str | Path | None = None,
-               name: str | None = None) -> Path:
-    """Write ``out``: the pgprobe checkpoint of the SB3 agent in ``model`` (a saved zip) with
-    the observation / reward statistics of ``vecnormalize`` (none: raw observations and
-    rewards).  The checkpoint's ``policy_optimizer`` holds SB3's one optimizer over policy and
-    value parameters, re-indexed to ``[*policy.parameters(), *value_net.parameters()]``."""
+def updates_made(data: dict, algo: str, batch: int, steps: int | None, model: Path) -> tuple[int, int]:
+    """(iteration, env steps) of a saved SB3 model: the updates its parameters went through.
+
+    With ``steps`` (a series member, ``pgprobe.importers.series``): ⌈S / B⌉ − 1, checked
+    against ``num_timesteps`` and ``_n_updates``.  Without: S = ``num_timesteps``; PPO without
+    ``target_kl`` counts ``_n_updates`` = n_epochs per update, so iteration =
+    ``_n_updates / n_epochs`` (exact for a save during a rollout and after ``learn()``);
+    otherwise ⌊S / B⌋ (a model saved after ``learn()``)."""
+    from .series import sb3_iteration
+
+    timesteps = data.get("num_timesteps") if isinstance(data.get("num_timesteps"), int) else 0
+    n_updates, n_epochs = data.get("_n_updates"), data.get("n_epochs")
+    if steps is not None:
+        summary = {"batch": batch, "num_timesteps": timesteps, "n_updates": n_updates, "n_epochs": n_epochs,
+                   "target_kl": data.get("target_kl")}
+        return sb3_iteration(int(steps), summary, str(model), "--steps"), int(steps)
+    if algo == "ppo" and data.get("target_kl") is None and isinstance(n_updates, int) \
+            and isinstance(n_epochs, int) and n_epochs > 0 and n_updates % n_epochs == 0:
+        return n_updates // n_epochs, timesteps
+    return timesteps // batch, timesteps
+
+
+def sb3_checkpoint_parts(model: str | Path, env_id: str, vecnormalize: str | Path | None = None,
+                         name: str | None = None, steps: int | None = None) -> dict:
+    """The keyword arguments of ``write_imported_checkpoint`` for the SB3 agent in ``model``
+    (a saved zip) with the statistics of ``vecnormalize`` (see ``import_sb3``)."""
     model = Path(model)
     where = f"SB3 model {str(model)!r}"
     content = read_sb3_zip(model)
@@ -505,15 +525,25 @@ def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: st
                                                   stats["return_var"], stats["return_count"])
     else:
         obs_norm, reward_norm = normalizer_states(obs_dim)
-    extra = {"algorithm": algo.upper(), **({"agent_name": name} if name else {})}
+    iteration, env_steps = updates_made(data, algo, hp["steps_per_iteration"], steps, model)
+    extra = {"algorithm": algo.upper(), "env_steps": env_steps, **({"agent_name": name} if name else {})}
     if vecnormalize is not None:
         from ..checkpoint import file_sha256
         extra.update({"vecnormalize_file": str(Path(vecnormalize).resolve()),
                       "vecnormalize_sha256": file_sha256(vecnormalize)})
     seed = data.get("seed") if isinstance(data.get("seed"), int) and data.get("seed") >= 0 else 0
-    timesteps = data.get("num_timesteps") if isinstance(data.get("num_timesteps"), int) else 0
-    return write_imported_checkpoint(
-        out, env_id=env_id, algo=algo, seed=seed, iteration=timesteps // hp["steps_per_iteration"],
-        hyperparameters=hp, policy=policy, value_net=value_net, optimizer_state=optimizer,
-        obs_normalizer=obs_norm, reward_normalizer=reward_norm,
-        provenance=source_provenance(model, LIBRARY, content["version"], **extra))
+    return dict(env_id=env_id, algo=algo, seed=seed, iteration=iteration,
+                hyperparameters=hp, policy=policy, value_net=value_net, optimizer_state=optimizer,
+                obs_normalizer=obs_norm, reward_normalizer=reward_norm,
+                provenance=source_provenance(model, LIBRARY, content["version"], **extra))
+
+
+def import_sb3(model: str | Path, env_id: str, out: str | Path, vecnormalize: str | Path | None = None,
+               name: str | None = None, steps: int | None = None) -> Path:
+    """Write ``out``: the pgprobe checkpoint of the SB3 agent in ``model`` (a saved zip) with
+    the observation / reward statistics of ``vecnormalize`` (none: raw observations and
+    rewards).  The checkpoint's ``policy_optimizer`` holds SB3's one optimizer over policy and
+    value parameters, re-indexed to ``[*policy.parameters(), *value_net.parameters()]``.
+    ``steps``: the step count of a series member (``updates_made``); provenance ``env_steps``
+    records the step count either way."""
+    return write_imported_checkpoint(out, **sb3_checkpoint_parts(model, env_id, vecnormalize, name, steps))

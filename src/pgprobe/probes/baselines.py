@@ -517,7 +517,7 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
             "estimate_b": ("pair", pair_b, {"long_name": "second estimate of the pair", "units": "1"}),
         })
     ds = add_run_coords(ds, checkpoint.env_id, checkpoint.label, checkpoint.seed, checkpoint.iteration,
-                        source=checkpoint.source)
+                        source=checkpoint.source, env_steps=checkpoint.env_steps)
     ds.attrs = provenance("baselines", settings, checkpoint.sha256, probe_seed=int(seed),
                           gamma=gamma, gae_lambda=lam, sharded_reference=len(shards or []),
                           paired_streams="all baselines use the same sampled streams; only b differs")

@@ -282,7 +282,7 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
                 "1/sqrt(1 + rho/N) with rho from the halves' agreement (stats.split_half_true_cosine); "
                 "Figure 2's cosines are against a reference this close to the truth", "1")})
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
-                        source=ckpt.source)
+                        source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,
                           reference_shard_files=len(shard_paths or []),
                           estimator="eq. 1 surrogate gradient at theta0, GAE advantages normalized by eq. 15")

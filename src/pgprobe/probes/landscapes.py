@@ -544,7 +544,7 @@ def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
         },
     )
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
-                        source=ckpt.source)
+                        source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance(KIND, _measurement_settings(settings), ckpt.sha256, probe_seed=int(seed),
                           surrogate=("ppo_clipped_eq17" if ckpt.algo == "ppo" else "trpo_eq14"),
                           direction_digest=first["direction_digest"])

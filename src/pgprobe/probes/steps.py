@@ -131,7 +131,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
         trajectory_counts=trajectories, mean_episode_lengths=lengths, reference_sample_count=ref_count,
         reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
-                        source=ckpt.source)
+                        source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance("steps", config_section=settings, checkpoint_sha256=ckpt.sha256,
                           estimator=f"{ckpt.algo} update step theta' - theta0 (pgprobe.update.update_step)")
     return ds

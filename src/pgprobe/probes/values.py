@@ -415,7 +415,7 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
                                                  "(NaN-padded)", "units": "1"}),
         })
     ds = add_run_coords(ds, checkpoint.env_id, checkpoint.label, checkpoint.seed, checkpoint.iteration,
-                        source=checkpoint.source)
+                        source=checkpoint.source, env_steps=checkpoint.env_steps)
     ds.attrs = provenance("values", settings, checkpoint.sha256, probe_seed=int(seed),
                           gamma=gamma, gae_lambda=lam,
                           true_value_available=int(restore),
