@@ -149,3 +149,39 @@ def mean_relative_error(prediction, target, floor_fraction: float = 1e-3) -> flo
     prediction, target = np.asarray(prediction, np.float64), np.asarray(target, np.float64)
     floor = max(floor_fraction * float(np.mean(np.abs(target))), 1e-12)
     return float(np.mean(np.abs(prediction - target) / np.maximum(np.abs(target), floor)))
+
+
+PLUG_IN_NOTE = ("plug-in noise-to-signal ratio tr Cov / ||mean||^2 of the M estimates (biased: "
+                "E||mean||^2 = ||G||^2 + tr Sigma / M, so it tends to M, the estimate count, when the signal "
+                "is small; kept for comparison, see relative_variance_unbiased)")
+
+
+def variance_summary(estimates: np.ndarray, *, quantity: str, units: str) -> dict:
+    """The variance variables every estimate-grid probe stores, as {name: (extra dims, data,
+    long_name, units, attrs)} for estimates (..., M, P): ``gram`` (M × M per cell, so the claims
+    bootstrap can resample the estimates, paired across arms that share streams), ``noise_trace``
+    T̂, ``signal_norm_sq`` Ŝ, ``relative_variance_unbiased`` T̂/Ŝ and its jackknife standard
+    error (``gram_components``, ``unbiased_relative_variance``)."""
+    gram = gram_matrix(estimates)
+    noise, signal = gram_components(gram)
+    ratio, standard_error = unbiased_relative_variance(gram)
+    q = quantity
+    estimator = ("unbiased variance components (U-statistics over pairs of independent estimates; "
+                 "McCandlish et al. 2018 App. A's two-batch-size estimators with B_small = N, B_big = M N)")
+    return {
+        "gram": (("estimate", "other_estimate"), gram, f"inner product of two {q} estimates (Gram matrix)",
+                 f"({units})^2", {}),
+        "noise_trace": ((), noise, f"trace of the covariance of one {q} estimate, unbiased: mean_i |g_i|^2 "
+                        "minus signal_norm_sq (= tr Cov with ddof 1)", f"({units})^2", {"estimator": estimator}),
+        "signal_norm_sq": ((), signal, f"squared norm of the expected {q} estimate, unbiased: mean over pairs "
+                           "i != j of g_i . g_j (= |mean|^2 - noise_trace / M); <= 0 when the signal is below "
+                           "the noise of the M-estimate mean", f"({units})^2", {"estimator": estimator}),
+        "relative_variance_unbiased": (
+            (), ratio, f"relative variance of one {q} estimate, tr Cov / |E g|^2, as noise_trace / "
+            "signal_norm_sq; no ceiling at M; NaN where signal_norm_sq <= 0 (signal not resolved)", "1",
+            {"estimator": "ratio of unbiased estimates: consistent, not itself unbiased (O(1/M) relative bias "
+             "while the signal is resolved); pool noise_trace and signal_norm_sq over units before dividing"}),
+        "relative_variance_unbiased_se": (
+            (), standard_error, "delete-one jackknife standard error of relative_variance_unbiased over "
+            "the M estimates (NaN where a leave-one-out signal is <= 0)", "1", {}),
+    }

@@ -281,6 +281,7 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
                 (), true_cosine, "estimated cosine similarity of the reference with the true gradient, "
                 "1/sqrt(1 + rho/N) with rho from the halves' agreement (stats.split_half_true_cosine); "
                 "Figure 2's cosines are against a reference this close to the truth", "1")})
+    ds = common.add_variance_summary(ds, gradients, "gradient")
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source)
     ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,

@@ -130,6 +130,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
         quantity="update step", sample_counts=grid, estimates=steps, reference=reference,
         trajectory_counts=trajectories, mean_episode_lengths=lengths, reference_sample_count=ref_count,
         reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)
+    ds = common.add_variance_summary(ds, steps, "update step")
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source)
     ds.attrs = provenance("steps", config_section=settings, checkpoint_sha256=ckpt.sha256,
