@@ -273,3 +273,14 @@ def test_claims_schema_defaults_are_the_stage_defaults():
 def test_bad_claims_settings(settings, fragment):
     with pytest.raises(PgprobeError, match=fragment):
         claims.check_settings(settings)
+
+
+def test_c5_leaves_out_grids_with_common_random_numbers():
+    """C5 is Figure 5's roughness with independent episodes per point; a CRN grid is left out."""
+    independent = _landscape(+1, -1)
+    common = independent.assign(common_random_numbers=xr.full_like(independent["surrogate"].isel(
+        regime=0, alpha=0, beta=0, drop=True), 1, dtype=np.int64))
+    assert claims.evaluate({"landscapes": independent}, SETTINGS).sel(claim="C5")["verdict"].item() == "reproduced"
+    row = claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C5")
+    assert row["verdict"].item() == "not measured"
+    assert claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C6a")["verdict"].item() == "reproduced"
