@@ -32,7 +32,9 @@ it are reported; "—" where no size up to the search limit does (the between pa
 large, or the statistic sits on the threshold).  A claim whose dataset is not given but whose
 source CI is in ``--claims`` is scaled by units alone: half-width_s √(U_s/U).  Units of a
 claim at the config: runs (envs × algos × seeds, less ``exclude_runs``) × probed checkpoints
-(C1a, C1b, C2a, C3, C4, C5), runs (C2b, C6a, C6b), sample-regime seeds × tasks (C7).
+(C1a, C1b, C2a, C3, C4, C5), runs (C2b, C6a, C6b), sample-regime seeds × tasks (C7).  When
+the config probes no iteration-0 checkpoint, the source's iteration-0 units are left out (the
+untrained policy's statistics differ from trained ones': they are not units like the config's).
 """
 from __future__ import annotations
 
@@ -70,7 +72,9 @@ def variance_components(units: list, pool=None, replicates: int = 300, seed: int
     rng = np.random.default_rng(seed)
     within = np.array([_statistic(units, range(count), rng, pool) for _ in range(replicates)])
     undefined = float(np.mean(~np.isfinite(within)))
-    omega2 = count * float(np.nanvar(within, ddof=1)) if np.isfinite(within).sum() > 1 else math.nan
+    finite = within[np.isfinite(within)]
+    omega2 = (0.0 if finite.size > 1 and np.ptp(finite) <= 1e-12 * max(1.0, abs(float(finite[0])))
+              else count * float(np.var(finite, ddof=1)) if finite.size > 1 else math.nan)
     if count >= 2:
         leave = np.array([_statistic([u for j, u in enumerate(units) if j != i], range(count - 1), None, pool)
                           for i in range(count)])
@@ -130,7 +134,9 @@ def config_sizes(config: dict) -> dict:
         return len(iterations.get(name) or iterations.get("default") or [])
 
     regime = config.get("sample_regime") or {}
+    probed = [i for key, its in iterations.items() for i in (its or [])]
     sizes = {
+        "probes_untrained": 0 in probed,
         "seeds": len(seeds),
         "tasks": len(tasks),
         "checkpoints": {name: checkpoints(name) for name in ("gradients", "values", "baselines", "landscapes")},
@@ -175,6 +181,9 @@ def plan(datasets: dict, config: dict, settings=None, source_claims=None, replic
     settings = check_settings(settings)
     sizes = config_sizes(config)
     within_s = source_within(datasets)
+    if not sizes["probes_untrained"]:     # units like the config's: no untrained checkpoints
+        datasets = {name: ds.sel(iteration=[i for i in ds["iteration"].values if i > 0])
+                    if "iteration" in ds.dims and name != "sample_regime" else ds for name, ds in datasets.items()}
     rows = []
     for i, claim in enumerate(CLAIMS):
         dataset, within_key, _ = CLAIM_SIZES[claim.name]
