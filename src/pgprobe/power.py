@@ -29,7 +29,9 @@ half-width is 1.96 √V.  A claim is expected to be conclusive when the half-wid
 |statistic − threshold| (the statistic taken as the source's).  The smallest seed count (at
 the config's within sizes) and the smallest within size (at the config's seeds) that achieve
 it are reported; "—" where no size up to the search limit does (the between part alone is too
-large, or the statistic sits on the threshold).  A claim whose dataset is not given but whose
+large, or the statistic sits on the threshold).  For a pooled ratio (C4) the share of the
+source's two-level replicates in which it is undefined is flagged: above 2.5% the source's own
+CI is unbounded, which the variance model cannot show.  A claim whose dataset is not given but whose
 source CI is in ``--claims`` is scaled by units alone: half-width_s √(U_s/U).  Units of a
 claim at the config: runs (envs × algos × seeds, less ``exclude_runs``) × probed checkpoints
 (C1a, C1b, C2a, C3, C4, C5), runs (C2b, C6a, C6b), sample-regime seeds × tasks (C7).  When
@@ -84,6 +86,9 @@ def variance_components(units: list, pool=None, replicates: int = 300, seed: int
     else:
         sigma2 = math.nan
     tau2 = max(sigma2 - omega2, 0.0) if np.isfinite(sigma2) and np.isfinite(omega2) else math.nan
+    if pool is not None:   # a pooled ratio can be undefined in whole replicates: the share, two-level
+        both = np.array([_statistic(units, rng.integers(0, count, count), rng, pool) for _ in range(replicates)])
+        undefined = max(undefined, float(np.mean(~np.isfinite(both))))
     return {"statistic": statistic, "units": count, "sigma2_unit": sigma2, "omega2": omega2, "tau2": tau2,
             "undefined_share": undefined}
 
@@ -208,7 +213,7 @@ def plan(datasets: dict, config: dict, settings=None, source_claims=None, replic
         if units:
             parts = variance_components(units, claim.pool, replicates, settings["seed"] + i)
             row.update(statistic=parts["statistic"], source_units=parts["units"], tau2=parts["tau2"],
-                       omega2=parts["omega2"], method="components")
+                       omega2=parts["omega2"], method="components", undefined_share=parts["undefined_share"])
             factor, name, target_within = 1.0, "", None
             if within_key and dataset in within_s and parts["omega2"] > 0:
                 name = "baseline estimates" if dataset == "baselines" else \
@@ -251,6 +256,14 @@ def _fmt(value, digits=3) -> str:
     return "–" if not np.isfinite(value) else f"{value:.{digits}g}"
 
 
+def flag(row: dict) -> str:
+    """A note where the source's own bootstrap had undefined replicates (a pooled signal ≤ 0)."""
+    share = row.get("undefined_share", 0.0) or 0.0
+    if share > 0.025:
+        return f" (source: {share:.0%} of replicates undefined, its CI unbounded)"
+    return ""
+
+
 def markdown(rows: list, measured: dict | None = None, title: str = "Power plan") -> str:
     """The plan as a markdown table; ``measured``: {claim: half-width} adds measured and ratio."""
     head = ("| claim | statistic (source) | threshold | units (source → config) | τ² | ω² | "
@@ -260,7 +273,8 @@ def markdown(rows: list, measured: dict | None = None, title: str = "Power plan"
     for r in rows:
         cells = [r["claim"], _fmt(r["statistic"]), f"{r['direction']} {r['threshold']:g}",
                  f"{r['source_units']} → {r['target_units']}", _fmt(r["tau2"]), _fmt(r["omega2"]),
-                 _fmt(r["predicted_half_width"]) + ("" if r["method"] != "claims.nc scaling" else " (scaled)")]
+                 _fmt(r["predicted_half_width"]) + ("" if r["method"] != "claims.nc scaling" else " (scaled)")
+                 + flag(r)]
         if measured:
             m = measured.get(r["claim"], math.nan)
             cells += [_fmt(m), _fmt(r["predicted_half_width"] / m if m and np.isfinite(m) else math.nan)]

@@ -59,7 +59,8 @@ def main() -> None:
                   if r["within_target"] is not None else "—")
         stat_b = float(study["statistic"].sel(claim=c))
         print(f"| {c} | {power._fmt(r['statistic'])} → {power._fmt(stat_b)} | {r['source_units']} → "
-              f"{r['target_units']} | {power._fmt(p)}{' (scaled)' if r['method'] == 'claims.nc scaling' else ''} | "
+              f"{r['target_units']} | {power._fmt(p)}{' (scaled)' if r['method'] == 'claims.nc scaling' else ''}"
+              f"{power.flag(r)} | "
               f"{power._fmt(a)} | {ratio(a)} | {power._fmt(b)} | {ratio(b)} | {power._fmt(r['seeds_needed'])} | "
               f"{within} |")
     print("\nComponents (default run): " + json.dumps(
