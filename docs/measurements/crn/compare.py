@@ -16,8 +16,8 @@ from pgprobe.datasets import open_dataset
 
 def main(paths: list) -> None:
     settings = claims.check_settings({})
-    print("| checkpoint | CRN | episodes per point | reliability | C6 correlation | 95% CI (episodes) | CI width |")
-    print("|---|---|---|---|---|---|---|")
+    print("| checkpoint | probe seed | CRN | episodes per point | reliability | C6 correlation | 95% CI (episodes) | CI width |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in sorted(paths):
         ds = open_dataset(path, kind="landscapes")
         run = ds.isel(env=0, algo=0, seed=0, iteration=0)
@@ -26,7 +26,7 @@ def main(paths: list) -> None:
         draws = np.array([unit(rng) for _ in range(2000)]) if unit else np.array([np.nan])
         low, high = np.nanquantile(draws, [0.025, 0.975])
         regime = claims._regime(run, settings)
-        print(f"| {int(ds['iteration'].values[0])} | {int(run['common_random_numbers'])} | {run.sizes['trajectory']} | "
+        print(f"| {int(ds['iteration'].values[0])} | {ds.attrs.get('probe_seed')} | {int(run['common_random_numbers'])} | {run.sizes['trajectory']} | "
               f"{float(run['true_reward_reliability'].sel(regime=regime)):.3f} | "
               f"{unit(None) if unit else float('nan'):.3f} | [{low:.3f}, {high:.3f}] | {high - low:.3f} |")
 

@@ -38,6 +38,11 @@ Dataset (kind "steps"): as the gradients probe (README.md, Datasets), with "step
 place of "gradient", plus ``reference_step_norm``-style scalars and per-estimate step norms
 (a zero norm: TRPO rejected every line-search candidate).
 
+Variance: as the gradients probe (``noise_trace``, ``signal_norm_sq``,
+``relative_variance_unbiased`` with a jackknife SE, ``gram``; ``relative_variance`` is the
+plug-in ratio with its ceiling at M).  Steps are not sample means, so Ŝ estimates ‖E Δθ_N‖²
+of the N-sample step, which depends on N.
+
 Scale: the defaults (1K…8K samples, 10 estimates, 64K-sample reference) fit the default
 config on 2 cores; the paper's Appendix A.4 uses the same grid as its gradient figures.
 """
