@@ -284,3 +284,19 @@ def test_c5_leaves_out_grids_with_common_random_numbers():
     row = claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C5")
     assert row["verdict"].item() == "not measured"
     assert claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C6a")["verdict"].item() == "reproduced"
+
+
+def test_old_baselines_datasets_give_the_same_components():
+    """A dataset without ``gram`` (made before it existed): T̂ and Ŝ recovered from
+    relative_variance and gradient_norm equal those of the Gram matrix of the same estimates."""
+    from pgprobe.stats import gram_components, gram_matrix, relative_variance
+
+    rng = np.random.default_rng(11)
+    estimates = rng.normal(0.2, 1.0, (2, 3, 8, 50))           # baseline × sample_count × M × P
+    run = xr.Dataset({"relative_variance": (("baseline", "sample_count"), relative_variance(estimates)),
+                      "gradient_norm": (("baseline", "sample_count", "estimate"), np.linalg.norm(estimates, axis=-1))},
+                     coords={"baseline": ["value_net", "true_value"], "sample_count": [1024, 2048, 4096]})
+    weights = np.array([0.0, 1.0, 0.0])
+    recovered = claims._old_components(run, "value_net", "true_value", 1, weights)
+    noise, signal = gram_components(gram_matrix(estimates))
+    np.testing.assert_allclose(recovered, [noise[0, 1], signal[0, 1], noise[1, 1], signal[1, 1]], rtol=1e-9)
