@@ -164,3 +164,139 @@ def test_a_single_number_is_inconclusive():
     row = _row(ds, "C7")
     assert float(row["statistic"]) == pytest.approx(1.0)
     assert row["verdict"].item() == "inconclusive"
+
+
+def _baselines_with_gram(permute_worse: bool, seeds=(0, 1, 2), iterations=(100, 500)) -> xr.Dataset:
+    """Arms on the same streams: value_net = G + ε_i + η_i, true_value = G + ε_i (ε shared by
+    stream i, η the value net's own extra noise), so the value net's relative variance is the
+    larger, by tr(Σ_ε + Σ_η)/tr Σ_ε = 1.125.  ``permute_worse`` shuffles the value net's stream
+    order: each arm's own statistics are unchanged, the pairing is gone."""
+    from pgprobe.stats import gram_matrix
+
+    rng = np.random.default_rng(7)
+    dims, count_m, counts = 400, 8, [1024, 2048, 4096]
+    parts = []
+    for seed in seeds:
+        for it in iterations:
+            mean = rng.normal(size=dims)
+            mean *= 1.0 / np.linalg.norm(mean)
+            grams = np.zeros((1, 3, len(counts), count_m, count_m))
+            for c, n in enumerate(counts):
+                shared = rng.normal(0, np.sqrt(8.0 * 2048 / n / dims), (count_m, dims))
+                extra = rng.normal(0, np.sqrt(1.0 * 2048 / n / dims), (count_m, dims))
+                worse = mean + shared + extra
+                if permute_worse:
+                    worse = worse[rng.permutation(count_m)]
+                better = mean + shared
+                grams[0, 0, c], grams[0, 1, c], grams[0, 2, c] = gram_matrix(better), gram_matrix(worse), \
+                    gram_matrix(better)
+            b = xr.Dataset({"gram": (("lambda_setting", "baseline", "sample_count", "estimate", "other_estimate"),
+                                     grams)},
+                           coords={"lambda_setting": ["paper"], "baseline": ["true_value", "value_net", "zero"],
+                                   "sample_count": counts})
+            parts.append(add_run_coords(b, "Hopper-v5", "ppo", seed, it))
+    return xr.combine_by_coords(parts)
+
+
+def test_c4_is_paired_over_streams_and_pools_the_signal():
+    paired = claims.evaluate({"baselines": _baselines_with_gram(False)}, SETTINGS).sel(claim="C4a")
+    unpaired = claims.evaluate({"baselines": _baselines_with_gram(True)}, SETTINGS).sel(claim="C4a")
+    assert float(paired["statistic"]) == pytest.approx(np.log(1.125), abs=0.05)
+    assert float(unpaired["statistic"]) == pytest.approx(float(paired["statistic"]), abs=0.05)
+    width = lambda row: float(row["ci_high"]) - float(row["ci_low"])  # noqa: E731
+    assert width(paired) < 0.6 * width(unpaired)
+    assert paired["verdict"].item() == "reproduced"
+    # at N = 2048 the relative variances are 8 and 9 (signal 1): at and above the plug-in
+    # ratio's ceiling M = 8, read here without it
+    at_batch = claims.evaluate({"baselines": _baselines_with_gram(False)},
+                               {**SETTINGS, "c4_signal": "batch_size"}).sel(claim="C4a")
+    assert float(at_batch["statistic"]) == pytest.approx(np.log(1.125), abs=0.08)
+    assert width(at_batch) > width(paired)      # one sample count's signal is the noisier
+
+
+def _landscape_episodes(correlation_by_iteration: dict, seeds=(0, 1, 2), episodes=12) -> xr.Dataset:
+    """Grids whose true reward (episode means) correlates with the surrogate with the given sign."""
+    rng = np.random.default_rng(5)
+    alpha, beta = np.meshgrid(np.linspace(0, 2, 5), np.linspace(-1, 1, 5), indexing="ij")
+    parts = []
+    for seed in seeds:
+        for it, sign in correlation_by_iteration.items():
+            smooth = alpha + 0.3 * beta
+            returns = smooth[..., None] * sign + rng.normal(0, 0.3, smooth.shape + (episodes,))
+            ds = xr.Dataset({"episode_return": (("regime", "alpha", "beta", "trajectory"), returns[None]),
+                             "true_reward": (("regime", "alpha", "beta", "trajectories"),
+                                             returns.mean(-1)[None, ..., None]),
+                             "surrogate": (("regime", "alpha", "beta"), smooth[None])},
+                            coords={"regime": [2048], "alpha": alpha[:, 0], "beta": beta[0],
+                                    "trajectories": [episodes]})
+            parts.append(add_run_coords(ds, "Hopper-v5", "trpo", seed, it))
+    return xr.combine_by_coords(parts)
+
+
+def test_c6_early_iteration_setting_default_skips_iteration_zero():
+    assert claims.DEFAULT_SETTINGS["c6_early_iteration"] is None
+    data = {"landscapes": _landscape_episodes({0: +1, 100: -1, 500: -1})}
+    default = claims.evaluate(data, SETTINGS)
+    assert default.sel(claim="C6a")["verdict"].item() == "contradicted"
+    assert "iter 100" in default.sel(claim="C6a")["units"].item()
+    at_zero = claims.evaluate(data, {**SETTINGS, "c6_early_iteration": 0})
+    assert at_zero.sel(claim="C6a")["verdict"].item() == "reproduced"
+    assert "iter 0 vs 500" in at_zero.sel(claim="C6b")["units"].item()
+    assert at_zero.sel(claim="C6b")["verdict"].item() == "reproduced"
+    nearest = claims.evaluate(data, {**SETTINGS, "c6_early_iteration": 420})
+    assert "iter 500" in nearest.sel(claim="C6a")["units"].item()
+
+
+def test_c6_ci_carries_episode_noise():
+    """One seed, two checkpoints: the CI of C6a is not a point (episodes are resampled)."""
+    row = claims.evaluate({"landscapes": _landscape_episodes({100: +1, 500: -1}, seeds=(0,))},
+                          SETTINGS).sel(claim="C6a")
+    assert int(row["unit_count"]) == 1
+    assert float(row["ci_high"]) > float(row["ci_low"])
+    assert row["verdict"].item() == "reproduced"
+
+
+def test_claims_schema_defaults_are_the_stage_defaults():
+    import yaml
+    from pathlib import Path
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"]["claims"]["properties"]
+    assert {key: spec.get("default") for key, spec in properties.items()} == claims.DEFAULT_SETTINGS
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"c6_early_iteration": -1}, "'c6_early_iteration' = -1"),
+    ({"c6_early_iteration": "early"}, "'c6_early_iteration' = 'early'"),
+    ({"c4_signal": "pooled"}, "'c4_signal' = 'pooled'"),
+])
+def test_bad_claims_settings(settings, fragment):
+    with pytest.raises(PgprobeError, match=fragment):
+        claims.check_settings(settings)
+
+
+def test_c5_leaves_out_grids_with_common_random_numbers():
+    """C5 is Figure 5's roughness with independent episodes per point; a CRN grid is left out."""
+    independent = _landscape(+1, -1)
+    common = independent.assign(common_random_numbers=xr.full_like(independent["surrogate"].isel(
+        regime=0, alpha=0, beta=0, drop=True), 1, dtype=np.int64))
+    assert claims.evaluate({"landscapes": independent}, SETTINGS).sel(claim="C5")["verdict"].item() == "reproduced"
+    row = claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C5")
+    assert row["verdict"].item() == "not measured"
+    assert claims.evaluate({"landscapes": common}, SETTINGS).sel(claim="C6a")["verdict"].item() == "reproduced"
+
+
+def test_old_baselines_datasets_give_the_same_components():
+    """A dataset without ``gram`` (made before it existed): T̂ and Ŝ recovered from
+    relative_variance and gradient_norm equal those of the Gram matrix of the same estimates."""
+    from pgprobe.stats import gram_components, gram_matrix, relative_variance
+
+    rng = np.random.default_rng(11)
+    estimates = rng.normal(0.2, 1.0, (2, 3, 8, 50))           # baseline × sample_count × M × P
+    run = xr.Dataset({"relative_variance": (("baseline", "sample_count"), relative_variance(estimates)),
+                      "gradient_norm": (("baseline", "sample_count", "estimate"), np.linalg.norm(estimates, axis=-1))},
+                     coords={"baseline": ["value_net", "true_value"], "sample_count": [1024, 2048, 4096]})
+    weights = np.array([0.0, 1.0, 0.0])
+    recovered = claims._old_components(run, "value_net", "true_value", 1, weights)
+    noise, signal = gram_components(gram_matrix(estimates))
+    np.testing.assert_allclose(recovered, [noise[0, 1], signal[0, 1], noise[1, 1], signal[1, 1]], rtol=1e-9)

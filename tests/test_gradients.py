@@ -139,7 +139,12 @@ def test_same_seed_same_numbers_any_worker_count(hopper_ppo_checkpoint, tmp_path
     xr.testing.assert_equal(one, two)
     other = G.run(str(hopper_ppo_checkpoint), G.resolve_settings(TINY, seed=1), workers=2)
     assert not np.allclose(one["pairwise_cosine"], other["pairwise_cosine"])
-    assert set(one.dims) == {"env", "algo", "seed", "iteration", "sample_count", "estimate", "pair"}
+    assert set(one.dims) == {"env", "algo", "seed", "iteration", "sample_count", "estimate", "pair",
+                             "other_estimate"}
+    # the plug-in ratio is T / (S + T/M): the unbiased components recombine into it
+    count_m = one.sizes["estimate"]
+    noise, signal = one["noise_trace"], one["signal_norm_sq"]
+    np.testing.assert_allclose(one["relative_variance"], noise / (signal + noise / count_m), rtol=1e-9)
     for name, var in {**one.data_vars, **one.coords}.items():
         assert "long_name" in var.attrs and "units" in var.attrs, name
     assert list(one["sample_count"].values) == [256, 512]

@@ -212,3 +212,48 @@ def test_figures_plot_the_dataset_surfaces(closed_form_run, tmp_path, monkeypatc
     # A requested task that is not in the data falls back to what is there, saying so.
     _, note = figs.choose_run(ds, {"env": "Humanoid-v5"}, "ppo")
     assert "Humanoid-v5" in note and "not in the data" in note
+
+
+def test_split_half_reliability_of_a_known_grid():
+    """Points with true values of variance 1 and K = 20 episodes of noise variance 20: a
+    K-episode mean's reliability is 1 / (1 + 20/20) = 0.5."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(0, 1, 4000)
+    episodes = signal[:, None] + rng.normal(0, np.sqrt(20), (4000, 20))
+    assert landscapes.split_half_reliability(episodes) == pytest.approx(0.5, abs=0.04)
+    assert np.isnan(landscapes.split_half_reliability(episodes[:, :1]))
+
+
+CRN_SETTINGS = {**CLOSED_FORM_SETTINGS, "trajectory_counts": [1, 40]}
+
+
+def test_common_random_numbers_share_episodes_across_points(closed_form_checkpoint):
+    """On the bandit, states and terminations do not depend on actions: with common random
+    numbers episode k has the same length at every grid point (the same draws), its mean
+    return stays within the CI of the exact J, and the grid's split-half reliability is higher
+    than with independent episodes at the same episode count."""
+    ckpt = load_checkpoint(closed_form_checkpoint)
+    common = landscapes.run(ckpt, {**CRN_SETTINGS, "common_random_numbers": True}, seed=0, workers=1,
+                            progress=False)
+    independent = landscapes.run(ckpt, CRN_SETTINGS, seed=0, workers=1, progress=False)
+    lengths = common["episode_length"].squeeze(["env", "algo", "seed", "iteration"]).isel(regime=0).values
+    assert (lengths == lengths[:1, :1]).all()
+    other = independent["episode_length"].squeeze(["env", "algo", "seed", "iteration"]).isel(regime=0).values
+    assert not (other == other[:1, :1]).all()
+    assert int(common["common_random_numbers"].squeeze()) == 1 and int(independent["common_random_numbers"].squeeze()) == 0
+    reliability = lambda ds: float(ds["true_reward_reliability"].squeeze())  # noqa: E731
+    assert reliability(common) > reliability(independent)
+    assert reliability(common) > 0.95
+    # the points' means are unbiased under CRN (common draws shift them together, not apart)
+    settings = landscapes.validate_settings(CRN_SETTINGS)
+    directions = landscapes.compute_directions(ckpt, settings, 0, workers=1, progress=False)
+    alphas, betas = landscapes.grid_axes(settings)
+    returns = common["episode_return"].squeeze(["env", "algo", "seed", "iteration"]).isel(regime=0)
+    z = NormalDist().inv_cdf(1 - 0.01 / (2 * len(alphas) * len(betas)))
+    for i, alpha in enumerate(alphas):
+        for j, beta in enumerate(betas):
+            policy = landscapes.perturbed_policy(ckpt, directions, 0, alpha, beta)
+            with torch.no_grad():
+                exact = float(closed_form.expected_return(policy.mean_net, policy.log_std))
+            sample = returns.isel(alpha=i, beta=j).values
+            assert abs(sample.mean() - exact) <= z * sample.std(ddof=1) / math.sqrt(sample.size)

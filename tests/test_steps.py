@@ -18,7 +18,8 @@ def test_ppo_steps_dataset_and_determinism(hopper_ppo_checkpoint, tmp_path):
                  "--settings", json.dumps(TINY), "--workers", "2"]) == 0
     ds = xr.open_dataset(out)
     assert ds.attrs["pgprobe_dataset"] == "steps"
-    assert set(ds.dims) == {"env", "algo", "seed", "iteration", "sample_count", "estimate", "pair"}
+    assert set(ds.dims) == {"env", "algo", "seed", "iteration", "sample_count", "estimate", "pair",
+                            "other_estimate"}
     for name, var in {**ds.data_vars, **ds.coords}.items():
         assert "long_name" in var.attrs and "units" in var.attrs, name
     assert (ds["estimate_norm"].values > 0).all() and ds["reference_norm"].item() > 0

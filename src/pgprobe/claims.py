@@ -13,8 +13,9 @@ bootstrap (``resamples`` replicates): units are drawn with replacement, and with
 drawn unit its raw values too, so a study with one seed still carries the sampling noise
 of its estimates, and seeds and checkpoints add theirs.
 
-A claim resting on one number (one unit with one value: nothing to resample) is
-*inconclusive*, whatever the number.  Verdict against the claim's threshold t and direction: for "<" (the claim says the
+A claim resting on one number (one unit and nothing to resample: a zero-width CI) is
+*inconclusive*, whatever the number.  Replicates whose statistic is undefined (a pooled signal
+≤ 0) lie beyond both ends of the CI (±inf when they exceed the tail share).  Verdict against the claim's threshold t and direction: for "<" (the claim says the
 statistic is below t) *reproduced* if the CI's upper end is below t, *contradicted* if its
 lower end is above t, else *inconclusive at this sample size*; ">" mirrored.  A claim whose
 data are missing from the study is *not measured*.
@@ -30,14 +31,26 @@ Claims (paper sections in brackets; thresholds in config ``claims``):
 * C3a [Fig 3] held-out value MRE against the GAE target < t.
 * C3b held-out value MRE against the returns (correct definition) > t.
 * C3c the same against the paper's code's returns definition (``returns_authors``) > t.
-* C4a [Fig 4] log(variance with the value net / with the true value) > 0, variance =
-  ``relative_variance`` at the batch size (paper's arms): the true value is the better baseline.
-* C4b log(variance with zero / with the value net) > 0.
+* C4a [Fig 4] log(R_value_net / R_true_value) > 0 at the batch size (the paper's arms,
+  ``lambda_setting`` "paper"): the true value is the better baseline; R = tr Σ / ‖E ĝ‖², the
+  relative variance of one estimate.  Not the plug-in tr Ĉov/‖ḡ‖², whose ceiling is M (the
+  estimate count): each arm's unbiased noise T̂ (at the batch size) and signal Ŝ (setting
+  ``c4_signal``: the N²-weighted mean over the baselines grid, default, or the batch size
+  alone) are pooled over units, R = Σ T̃ / Σ S̃ (each unit scaled by its mean noise), and the
+  bootstrap redraws each unit's streams ONCE for both arms (they share their streams: a paired
+  design); ``pooled_log_ratio``.  Datasets without ``gram`` (before this version) give T̂ and Ŝ
+  from ``relative_variance`` and ``gradient_norm`` without the within-unit draw.
+* C4b log(R_zero / R_value_net) > 0.
 * C5 [Fig 5] roughness of the true-reward landscape with the fewest trajectories per point
   minus with the most > 0 (roughness: mean |second difference| along both grid axes over
-  the grid's value range).
-* C6a [Fig 6, 7] correlation of surrogate and true reward over the grid at the earliest
-  checkpoint > t; C6b earliest minus latest > 0 (paired).
+  the grid's value range).  From grids with independent episodes per point only (the paper's
+  design; ``common_random_numbers`` false): a CRN grid's few-episode landscape is smooth by
+  construction, so its units are left out.
+* C6a [Fig 6, 7] correlation of surrogate and true reward over the grid at the early
+  checkpoint > t; C6b early minus latest > 0 (paired).  "Early" is setting
+  ``c6_early_iteration``: null (default) the earliest probed checkpoint after iteration 0 (the
+  untrained policy), an integer the probed iteration nearest to it (0 allowed).  Within a unit
+  the bootstrap redraws the episodes (index k, the same at every grid point).
 * C7 [§2.1] relative spread (max − min)/|mean| of the final returns across the
   sample-regime grid > t, per task, algorithm and seed.
 """
@@ -59,7 +72,9 @@ DEFAULT_SETTINGS = {
     "c2_far_below": 0.5,
     "c3_gae_below": 0.1,
     "c3_returns_above": 0.25,
+    "c4_signal": "all_sample_counts",   # or "batch_size": where C4's signal ‖E ĝ‖² is read
     "c6_agree_above": 0.0,
+    "c6_early_iteration": None,    # null: the earliest probed checkpoint after iteration 0
     "c7_spread_above": 0.1,
     "landscape_regime": None,      # null: the smallest step regime
     "resamples": 2000,
@@ -79,6 +94,7 @@ class Claim:
     units: Callable          # (dataset, settings) -> list of (label, {"a": raw, "b": raw?})
     direction: str           # "<" or ">"
     threshold: Callable      # settings -> float
+    pool: Callable | None = None   # [unit components] -> statistic (default: mean of unit values)
 
 
 # ---------------------------------------------------------------------------- units
@@ -164,18 +180,116 @@ def _mre(target: str):
     return units
 
 
+def _signal_weights(counts: list, batch: int, settings: dict) -> np.ndarray:
+    """Weights of each sample count's Ŝ_N in an arm's signal: setting ``c4_signal``
+    "batch_size" uses N = batch alone; "all_sample_counts" (default) the precision-weighted
+    mean over the grid, w_N ∝ N² (Var Ŝ_N ∝ tr(Σ_N²) ∝ 1/N² where noise dominates).  The latter
+    assumes E ĝ_N = G for every N (exact without eq. 15's per-batch normalization, O(1/N)
+    with it; on the 3-seed claims study the pooled Ŝ_N·N/T̂_N agree across N within their SEs)."""
+    counts = np.asarray(counts, np.float64)
+    if settings["c4_signal"] == "batch_size":
+        return (counts == batch).astype(np.float64)
+    return counts ** 2 / np.sum(counts ** 2)
+
+
+def _paired_components(grams_worse: np.ndarray, grams_better: np.ndarray, batch_row: int,
+                       weights: np.ndarray) -> Callable:
+    """A unit of C4 with per-stream data: (rng or None) -> [T_w, S_w, T_b, S_b] of the two arms
+    from their Gram matrices (sample count, M, M) over the SAME streams: T at the batch size,
+    S the ``weights``-mean of Ŝ_N.  A bootstrap replicate draws stream indices once per sample
+    count and uses them for both arms (the pairing); pairs of draws of one stream are left out of
+    Ŝ (its U-statistic needs independent estimates)."""
+    from .stats import gram_components
+
+    count = grams_worse.shape[-1]
+
+    def arm(grams, drawn_rows):
+        noise, signal = np.zeros(len(grams)), np.zeros(len(grams))
+        for row, gram in enumerate(grams):
+            drawn = drawn_rows[row]
+            if drawn is None:
+                noise[row], signal[row] = gram_components(gram)
+                continue
+            sub = gram[np.ix_(drawn, drawn)]
+            distinct = drawn[:, None] != drawn[None, :]
+            signal[row] = sub[distinct].mean() if distinct.any() else np.nan
+            noise[row] = np.diag(sub).mean() - signal[row]
+        return [noise[batch_row], float(np.sum(weights * signal))]
+
+    def components(rng):
+        drawn = [None if rng is None else rng.integers(0, count, count) for _ in range(len(grams_worse))]
+        return np.array(arm(grams_worse, drawn) + arm(grams_better, drawn))
+    return components
+
+
+def _old_components(run, worse: str, better: str, batch_row: int, weights: np.ndarray) -> np.ndarray | None:
+    """[T_w, S_w, T_b, S_b] recovered from a dataset without ``gram``: per sample count, the
+    plug-in ratio r = T/‖ḡ‖² and q = mean_i ‖ĝ_i‖² (``gradient_norm``) give T = M q r / ((M−1) r + M)
+    and S = T/r − T/M (exact algebra of the same estimators); None without ``gradient_norm``."""
+    if "gradient_norm" not in run or "estimate" not in run.dims:
+        return None
+    out = []
+    for arm in (worse, better):
+        noise, signal = [], []
+        for n in run["sample_count"].values:
+            ratio = float(run["relative_variance"].sel(sample_count=n, baseline=arm))
+            norms = _finite(run["gradient_norm"].sel(sample_count=n, baseline=arm))
+            count = norms.size
+            if count < 2 or not np.isfinite(ratio) or ratio <= 0:
+                return None
+            noise.append(count * float(np.mean(norms ** 2)) * ratio / ((count - 1) * ratio + count))
+            signal.append(noise[-1] / ratio - noise[-1] / count)
+        out += [noise[batch_row], float(np.sum(weights * np.array(signal)))]
+    return np.array(out)
+
+
 def _baseline_ratio(worse: str, better: str):
+    """C4's units: per (task, algorithm, seed, checkpoint), the variance components of both arms
+    (``lambda_setting`` "paper", the paper's arms): noise at the batch size, signal per
+    ``c4_signal``.  With ``gram`` (datasets from this version on) they are resampled per stream,
+    paired; older datasets give them from ``relative_variance`` and ``gradient_norm`` without
+    within-unit resampling (their labels say so); datasets with neither fall back to the
+    plug-in per-unit log ratio (labelled)."""
     def units(ds, settings):
         out = []
         for label, run in _runs(ds):
             run = run.sel(lambda_setting="paper") if "lambda_setting" in run.dims else run
-            n = _nearest(run["sample_count"].values, settings["batch_size"])
+            counts = [int(c) for c in run["sample_count"].values]
+            n = _nearest(counts, settings["batch_size"])
+            weights = _signal_weights(counts, n, settings)
+            if "gram" in run:
+                grams = [np.asarray(run["gram"].sel(baseline=arm).values, np.float64) for arm in (worse, better)]
+                if all(np.isfinite(g).all() for g in grams):
+                    out.append((f"{label} N={n}", {"components": _paired_components(
+                        *grams, counts.index(n), weights)}))
+                continue
+            fixed = _old_components(run, worse, better, counts.index(n), weights)
+            if fixed is not None:
+                out.append((f"{label} N={n} (no per-stream Gram: not resampled within the unit)",
+                            {"components": (lambda value: lambda rng: value)(fixed)}))
+                continue
             variance = run["relative_variance"].sel(sample_count=n)
             ratio = float(np.log(variance.sel(baseline=worse) / variance.sel(baseline=better)))
             if np.isfinite(ratio):
-                out.append((f"{label} N={n}", {"a": np.array([ratio])}))
+                out.append((f"{label} N={n} (plug-in relative variance)", {"a": np.array([ratio])}))
         return out
     return units
+
+
+def pooled_log_ratio(components: list) -> float:
+    """C4's statistic: log(R_w / R_b), R = Σ_u T̃_u / Σ_u S̃_u over units u, each unit's four
+    components divided by its mean noise (T_w + T_b)/2 so that every unit weighs alike.  A
+    ratio of pooled unbiased estimates (see ``stats.unbiased_relative_variance``): defined when
+    the pooled signals are positive, where a per-unit ratio is undefined for every unit whose
+    own Ŝ ≤ 0.  NaN when a pooled signal is ≤ 0."""
+    rows = np.array([c / ((c[0] + c[2]) / 2) if (c[0] + c[2]) > 0 else c * np.nan for c in components])
+    rows = rows[np.isfinite(rows).all(1)]
+    if not rows.size:
+        return math.nan
+    noise_w, signal_w, noise_b, signal_b = rows.sum(0)
+    if signal_w <= 0 or signal_b <= 0:
+        return math.nan
+    return float(np.log((noise_w / signal_w) / (noise_b / signal_b)))
 
 
 def roughness(grid: np.ndarray) -> float:
@@ -198,6 +312,8 @@ def _regime(run, settings):
 def _roughness_units(ds, settings):
     out = []
     for label, run in _runs(ds):
+        if "common_random_numbers" in run and int(run["common_random_numbers"]) == 1:
+            continue     # C5 is the paper's Figure 5: independent episodes per point (CRN grids are left out)
         grid = run["true_reward"].sel(regime=_regime(run, settings))
         counts = [int(t) for t in run["trajectories"].values]
         few, many = roughness(grid.sel(trajectories=min(counts)).values), roughness(grid.sel(trajectories=max(counts)).values)
@@ -206,30 +322,75 @@ def _roughness_units(ds, settings):
     return out
 
 
-def _correlation(run, settings) -> np.ndarray:
+def _correlation_unit(run, settings) -> Callable | None:
+    """(rng or None) -> correlation of surrogate and true reward over one checkpoint's grid
+    (regime ``landscape_regime``, every episode of a point).  A bootstrap replicate redraws the
+    episode indices k, the same k at every point (right for common random numbers, where
+    episode k shares its seeds across points, and valid without them).  Datasets without
+    ``episode_return`` use ``true_reward`` as it is.  None where the correlation is undefined."""
     regime = _regime(run, settings)
-    true = run["true_reward"].sel(regime=regime, trajectories=run["trajectories"].values.max()).values.ravel()
-    surrogate = run["surrogate"].sel(regime=regime).values.ravel()
-    keep = np.isfinite(true) & np.isfinite(surrogate)
-    if keep.sum() < 3 or np.std(true[keep]) == 0 or np.std(surrogate[keep]) == 0:
-        return np.zeros(0)
-    return np.array([np.corrcoef(true[keep], surrogate[keep])[0, 1]])
+    surrogate = np.asarray(run["surrogate"].sel(regime=regime).values, np.float64).ravel()
+    if "episode_return" in run:
+        episodes = np.asarray(run["episode_return"].sel(regime=regime).values, np.float64)
+        episodes = episodes.reshape(-1, episodes.shape[-1])
+    else:
+        episodes = np.asarray(run["true_reward"].sel(regime=regime, trajectories=run["trajectories"].values.max())
+                              .values, np.float64).reshape(-1, 1)
+
+    def correlation(rng):
+        drawn = episodes if rng is None or episodes.shape[1] < 2 else \
+            episodes[:, rng.integers(0, episodes.shape[1], episodes.shape[1])]
+        with np.errstate(invalid="ignore"):
+            true = np.nanmean(drawn, -1) if np.isfinite(drawn).any() else np.full(drawn.shape[0], np.nan)
+        keep = np.isfinite(true) & np.isfinite(surrogate)
+        if keep.sum() < 3 or np.std(true[keep]) == 0 or np.std(surrogate[keep]) == 0:
+            return math.nan
+        return float(np.corrcoef(true[keep], surrogate[keep])[0, 1])
+
+    return correlation if np.isfinite(correlation(None)) else None
+
+
+def early_iteration(iterations: list, settings: dict) -> int | None:
+    """C6's "early" checkpoint among the probed ``iterations``: setting ``c6_early_iteration``
+    null (default) takes the earliest after iteration 0 (the untrained policy; iteration 0 if it
+    is the only one), an integer the probed iteration nearest to it (0 allowed)."""
+    iterations = sorted(int(i) for i in iterations)
+    if not iterations:
+        return None
+    wanted = settings["c6_early_iteration"]
+    if wanted is None:
+        return ([i for i in iterations if i > 0] or iterations)[0]
+    return _nearest(iterations, wanted)
+
+
+def _agreement_units(ds, settings):
+    """Per (env, algo, seed): {iteration: correlation unit} of the checkpoints with a defined one."""
+    for label, run in _runs(ds, ["env", "algo", "seed"]):
+        found = {int(i): _correlation_unit(run.sel(iteration=i), settings) for i in run["iteration"].values}
+        yield label, {i: unit for i, unit in found.items() if unit is not None}
 
 
 def _agreement_early(ds, settings):
-    """Per (env, algo, seed): the correlation at its earliest trained checkpoint."""
+    """Per (env, algo, seed): the correlation at its early checkpoint (``early_iteration``)."""
     out = []
-    for label, run in _runs(ds, ["env", "algo", "seed"]):
-        values = [(int(i), _correlation(run.sel(iteration=i), settings)) for i in run["iteration"].values]
-        values = [(i, v) for i, v in values if v.size]
-        trained = [(i, v) for i, v in values if i > 0] or values
-        if trained:
-            out.append((f"{label} iter {trained[0][0]}", {"a": trained[0][1]}))
+    for label, found in _agreement_units(ds, settings):
+        early = early_iteration(list(found), settings)
+        if early is not None:
+            out.append((f"{label} iter {early}", {"value": found[early]}))
     return out
 
 
 def _agreement_drop(ds, settings):
-    return _early_late(ds, settings, lambda r: _correlation(r, settings))
+    """Per (env, algo, seed): correlation at the early checkpoint minus at the latest (paired)."""
+    out = []
+    for label, found in _agreement_units(ds, settings):
+        early = early_iteration(list(found), settings)
+        late = max(found) if found else None
+        if early is not None and late != early:
+            first, last = found[early], found[late]
+            out.append((f"{label} iter {early} vs {late}",
+                        {"value": (lambda a, b: lambda rng: a(rng) - b(rng))(first, last)}))
+    return out
 
 
 def _regime_spread(ds, settings):
@@ -265,11 +426,11 @@ CLAIMS = [
           "held-out MRE against returns_authors", "values", _mre("returns_authors"), ">",
           lambda s: s["c3_returns_above"]),
     Claim("C4a", "§2.2, Fig. 4", "the true value is a better baseline than the value net",
-          "log(variance with value net / with true value) at the batch size", "baselines",
-          _baseline_ratio("value_net", "true_value"), ">", lambda s: 0.0),
+          "log(relative variance with value net / with true value) at the batch size, pooled, paired", "baselines",
+          _baseline_ratio("value_net", "true_value"), ">", lambda s: 0.0, pool=pooled_log_ratio),
     Claim("C4b", "§2.2, Fig. 4", "the value net is a better baseline than zero",
-          "log(variance with zero / with value net) at the batch size", "baselines",
-          _baseline_ratio("zero", "value_net"), ">", lambda s: 0.0),
+          "log(relative variance with zero / with value net) at the batch size, pooled, paired", "baselines",
+          _baseline_ratio("zero", "value_net"), ">", lambda s: 0.0, pool=pooled_log_ratio),
     Claim("C5", "§2.3, Fig. 5", "the true reward landscape is jagged with few trajectories, smooth with many",
           "roughness with the fewest minus the most trajectories per point", "landscapes", _roughness_units,
           ">", lambda s: 0.0),
@@ -286,6 +447,13 @@ CLAIMS = [
 
 # ---------------------------------------------------------------------------- statistics
 def _unit_value(groups: dict, rng: np.random.Generator | None) -> float:
+    """A unit's value: its own function (``value``), or mean(a) [− mean(b)], each group's raw
+    values redrawn with replacement when ``rng`` is given."""
+    if "value" in groups:
+        return groups["value"](rng)
+    if "components" in groups:
+        return pooled_log_ratio([groups["components"](rng)])
+
     def mean(raw):
         raw = np.asarray(raw, np.float64)
         if rng is not None and raw.size > 1:
@@ -295,17 +463,37 @@ def _unit_value(groups: dict, rng: np.random.Generator | None) -> float:
     return value - mean(groups["b"]) if "b" in groups else value
 
 
-def bootstrap(units: list, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float, float]:
-    """(statistic, CI low, CI high): mean over units of their values; two-level percentile
-    bootstrap (units with replacement, then each unit's raw values with replacement)."""
+def _statistic(units: list, drawn, rng, pool: Callable | None) -> float:
+    if pool is not None and all("components" in groups for _, groups in units):
+        return pool([units[i][1]["components"](rng) for i in drawn])
+    with np.errstate(invalid="ignore"):
+        return float(np.mean([_unit_value(units[i][1], rng) for i in drawn]))
+
+
+def bootstrap(units: list, resamples: int, seed: int, level: float = 0.95,
+              pool: Callable | None = None) -> tuple[float, float, float]:
+    """(statistic, CI low, CI high): mean over units of their values (or ``pool`` of their
+    components); two-level percentile bootstrap (units with replacement, then each unit's raw
+    values, streams or episodes with replacement).  Replicates whose statistic is undefined
+    (NaN: e.g. a pooled signal ≤ 0) count as beyond either end: the CI is then as wide as they
+    make it (an end is ±inf when more than the tail share of replicates is undefined)."""
     rng = np.random.default_rng(seed)
-    statistic = float(np.mean([_unit_value(g, None) for _, g in units]))
+    statistic = _statistic(units, range(len(units)), None, pool)
     replicates = np.empty(resamples)
     for b in range(resamples):
-        drawn = rng.integers(0, len(units), len(units))
-        replicates[b] = np.mean([_unit_value(units[i][1], rng) for i in drawn])
+        replicates[b] = _statistic(units, rng.integers(0, len(units), len(units)), rng, pool)
     tail = (1 - level) / 2
-    return statistic, float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail))
+    undefined = int(np.isnan(replicates).sum())
+    if undefined == 0:
+        return statistic, float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail))
+    if undefined > tail * resamples:
+        return statistic, -math.inf, math.inf
+    finite = np.sort(replicates[~np.isnan(replicates)])
+    # the undefined replicates sit outside either end: take the quantiles of all as if they
+    # were -inf for the lower end and +inf for the upper end
+    low = np.quantile(np.concatenate([np.full(undefined, -np.inf), finite]), tail, method="inverted_cdf")
+    high = np.quantile(np.concatenate([finite, np.full(undefined, np.inf)]), 1 - tail, method="inverted_cdf")
+    return statistic, float(low), float(high)
 
 
 def verdict(low: float, high: float, direction: str, threshold: float) -> str:
@@ -324,6 +512,13 @@ def check_settings(given) -> dict:
     for key in ("resamples", "batch_size"):
         if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
             raise PgprobeError(f"claims setting {key!r} = {settings[key]!r}: expected a positive integer")
+    early = settings["c6_early_iteration"]
+    if early is not None and (not isinstance(early, int) or isinstance(early, bool) or early < 0):
+        raise PgprobeError(f"claims setting 'c6_early_iteration' = {early!r}: expected null or a non-negative "
+                           "integer (a training iteration)")
+    if settings["c4_signal"] not in ("all_sample_counts", "batch_size"):
+        raise PgprobeError(f"claims setting 'c4_signal' = {settings['c4_signal']!r}: expected "
+                           "'all_sample_counts' or 'batch_size'")
     return settings
 
 
@@ -343,9 +538,9 @@ def evaluate(datasets: dict, settings: dict | None = None) -> xr.Dataset:
         if not units:
             rows.append((claim, math.nan, math.nan, math.nan, threshold, "not measured", 0, ""))
             continue
-        stat, low, high = bootstrap(units, settings["resamples"], settings["seed"] + i)
+        stat, low, high = bootstrap(units, settings["resamples"], settings["seed"] + i, pool=claim.pool)
         judged = verdict(low, high, claim.direction, threshold)
-        if len(units) < 2 and all(np.size(raw) < 2 for _, groups in units for raw in groups.values()):
+        if len(units) < 2 and low == high:
             judged = "inconclusive"   # one number: nothing to resample, no uncertainty known
         rows.append((claim, stat, low, high, threshold, judged, len(units), "; ".join(label for label, _ in units)))
     col = lambda k: [r[k] for r in rows]  # noqa: E731

@@ -18,7 +18,8 @@ from .errors import PgprobeError
 # Modules that add subcommands: each defines ``add_parser(subparsers)`` which registers a
 # parser whose ``func(args)`` runs the command.
 PROBE_MODULES = ["gradients", "steps", "values", "baselines", "landscapes"]
-TOP_LEVEL_MODULES = ["pgprobe.collect", "pgprobe.figures.cli", "pgprobe.importers.cli", "pgprobe.claims", "pgprobe.plan"]
+TOP_LEVEL_MODULES = ["pgprobe.collect", "pgprobe.figures.cli", "pgprobe.importers.cli", "pgprobe.claims", "pgprobe.plan",
+                     "pgprobe.power"]
 
 
 def positive_int(text: str) -> int:

@@ -42,8 +42,12 @@ it, the zero arm at ``zero_baseline_lambda`` and the others at the checkpoint's 
 arms differ in two things (the baseline and λ).  ``matched``: every arm at
 ``zero_baseline_lambda`` (default 1, Â_t = R_t − b(s_t)), so only the baseline differs;
 Figure 4 draws it as its second row.  Next to the pairwise cosine (a proxy), the dataset
-holds the empirical variance itself, ``relative_variance`` = tr Cov(ĝ) / ‖ḡ‖² over the M
-estimates (``pgprobe.stats.relative_variance``).
+holds the variance itself: the unbiased components T̂ = tr Ĉov (``noise_trace``) and
+Ŝ = mean_{i≠j} ĝ_i·ĝ_j (``signal_norm_sq``, unbiased for ‖E ĝ‖²), their ratio
+``relative_variance_unbiased`` (no ceiling; NaN where Ŝ ≤ 0) with a jackknife SE, and the M × M
+Gram matrix ``gram`` of each arm's estimates, whose estimate index is the stream: the claims
+stage resamples streams jointly for every arm (paired).  ``relative_variance`` = tr Ĉov / ‖ḡ‖²
+is the old plug-in ratio, which tends to M when the signal is small (``pgprobe.stats``).
 
 A function baseline b replaces V everywhere GAE uses it: δ_t = r_t + γ b(s_{t+1}) − b(s_t),
 including the bootstrap at cut trajectory ends, with the checkpoint's λ (``advantage_lambda``
@@ -389,7 +393,7 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
     from ..datasets import add_run_coords, provenance, variable
     from ..estimators import gradient_sums
     from ..sampling import StreamSpec, sample_streams
-    from ..stats import pairwise_cosine, relative_variance
+    from ..stats import PLUG_IN_NOTE, gram_matrix, pairwise_cosine, relative_variance, variance_summary
 
     settings = checked_settings(settings)
     hp = checkpoint.hyperparameters
@@ -443,6 +447,7 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
     norms = np.zeros(shape + (m,))
     adv_std = np.zeros(shape + (m,))
     variance = np.zeros(shape)
+    gram = np.zeros(shape + (m, m))
     trajectories = np.zeros((len(counts), m), np.int64)
     for li in range(len(LAMBDA_SETTINGS)):
         for bi, b in enumerate(baselines):
@@ -462,6 +467,7 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
                 assert np.array_equal(ia, pair_a) and np.array_equal(ib, pair_b)
                 cosine[li, bi, ci] = values
                 variance[li, bi, ci] = relative_variance(np.stack(grads))
+                gram[li, bi, ci] = gram_matrix(np.stack(grads))
 
     adv_units = "scaled return" if hp.get("normalize_rewards") else "return"
     ds = xr.Dataset(
@@ -473,8 +479,10 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
                                              "mean pairwise cosine similarity of the M gradient "
                                              "estimates (higher = lower variance)", "1"),
             "relative_variance": variable(("lambda_setting", "baseline", "sample_count"), variance,
-                                          "empirical variance of the M gradient estimates: trace of their "
-                                          "covariance (ddof 1) over the squared norm of their mean", "1"),
+                                          PLUG_IN_NOTE, "1", estimator="plug-in (biased)"),
+            **{name: variable(("lambda_setting", "baseline", "sample_count") + dims, data, long_name, units,
+                              **attrs)
+               for name, (dims, data, long_name, units, attrs) in _variance_variables(gram).items()},
             "gradient_norm": variable(("lambda_setting", "baseline", "sample_count", "estimate"), norms,
                                       "L2 norm of the gradient estimate (eq. 1, eq. 15 advantages)", "1"),
             "advantage_std": variable(("lambda_setting", "baseline", "sample_count", "estimate"), adv_std,
@@ -511,7 +519,8 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
                                                                        for b in baselines)}),
             "sample_count": ("sample_count", np.asarray(counts, np.int64),
                              {"long_name": "state-action pairs per gradient estimate", "units": "1"}),
-            "estimate": ("estimate", np.arange(m), {"long_name": "independent estimate index", "units": "1"}),
+            "estimate": ("estimate", np.arange(m), {"long_name": "independent estimate index (the same "
+                                                    "stream for every baseline)", "units": "1"}),
             "pair": ("pair", np.arange(pair_a.size), {"long_name": "estimate pair index", "units": "1"}),
             "estimate_a": ("pair", pair_a, {"long_name": "first estimate of the pair", "units": "1"}),
             "estimate_b": ("pair", pair_b, {"long_name": "second estimate of the pair", "units": "1"}),
@@ -522,6 +531,23 @@ def _measure_baselines(checkpoint, settings, seed, workers, shards, baselines, e
                           gamma=gamma, gae_lambda=lam, sharded_reference=len(shards or []),
                           paired_streams="all baselines use the same sampled streams; only b differs")
     return ds
+
+
+def _variance_variables(gram: np.ndarray) -> dict:
+    """``stats.variance_summary``'s variables from Gram matrices (..., M, M) already computed
+    (the estimates themselves are not kept)."""
+    from ..stats import gram_components, unbiased_relative_variance, variance_summary
+
+    template = variance_summary(np.zeros((2, 1)), quantity="gradient", units="1")
+    noise, signal = gram_components(gram)
+    ratio, standard_error = unbiased_relative_variance(gram)
+    values = {"gram": gram, "noise_trace": noise, "signal_norm_sq": signal,
+              "relative_variance_unbiased": ratio, "relative_variance_unbiased_se": standard_error}
+    out = {name: (dims, values[name], long_name, units, attrs)
+           for name, (dims, _, long_name, units, attrs) in template.items()}
+    out["gram"] = (out["gram"][0], gram, out["gram"][2] + " (same stream for every baseline: paired)",
+                   out["gram"][3], {})
+    return out
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -307,3 +307,19 @@ def _nanmean(values: np.ndarray) -> np.ndarray:
 def mean_or_nan(values) -> float:
     values = list(values)
     return float(np.mean(values)) if values else math.nan
+
+
+def add_variance_summary(ds: xr.Dataset, estimates: np.ndarray, quantity: str) -> xr.Dataset:
+    """``ds`` (dims sample_count, estimate) with the unbiased variance variables of
+    ``stats.variance_summary`` over estimates (S, M, P), and ``relative_variance``'s attributes
+    saying that it is the plug-in ratio with a ceiling at M."""
+    from ..datasets import variable
+    from ..stats import PLUG_IN_NOTE, variance_summary
+
+    ds = ds.copy()
+    for name, (dims, data, long_name, units, attrs) in variance_summary(
+            estimates, quantity=quantity, units="parameter units").items():
+        ds[name] = variable(("sample_count",) + dims, data, long_name, units, **attrs)
+    ds["relative_variance"].attrs.update(long_name=f"{PLUG_IN_NOTE} ({quantity} estimates)",
+                                         estimator="plug-in (biased)")
+    return ds

@@ -42,6 +42,16 @@ and the reference's cosine with the true gradient ≈ 1/√(1 + ρ/N) (``referen
 An estimate's cosine with the reference is ≈ its cosine with g times that number, so Figure
 2's curves level off there rather than at 1 when the reference is noisy.
 
+How noisy is one estimate?  ``relative_variance_unbiased`` = T̂/Ŝ estimates R = tr Σ / ‖E ĝ‖²
+from the M estimates' Gram matrix (``gram``, kept): T̂ = tr Ĉov and Ŝ = mean over pairs i ≠ j
+of ĝ_i·ĝ_j, both unbiased — McCandlish et al. (2018, Appendix A)'s estimators of tr Σ and
+‖G‖² from two batch sizes, with N (one estimate) and M·N (their mean); with a jackknife SE.
+The old ``relative_variance`` = tr Ĉov/‖ḡ‖² is kept and labelled: E‖ḡ‖² = ‖G‖² + tr Σ/M, so it
+tends to M when the signal is small (a ceiling, not a measurement).  Why not the reference as
+the mean: the reference normalizes its advantages over its whole sample (eq. 15) and the
+N-sample estimates over their own batch, so E ĝ_N differs from it by an O(1/N) scale that
+‖ĝ_i − g_ref‖² would count as variance; and the baselines probe has no reference per arm.
+
 Gradients are computed by exact float64 back-propagation in numpy inside the sampler's
 worker processes (``pgprobe.probes.gradient_model.PolicyGradientModel``), so no sample crosses a
 process boundary and M estimates cost M vectorized passes, not M·n Python steps.
@@ -281,6 +291,7 @@ def run(checkpoint: str, settings: dict, workers: int | None, shard_paths: list 
                 (), true_cosine, "estimated cosine similarity of the reference with the true gradient, "
                 "1/sqrt(1 + rho/N) with rho from the halves' agreement (stats.split_half_true_cosine); "
                 "Figure 2's cosines are against a reference this close to the truth", "1")})
+    ds = common.add_variance_summary(ds, gradients, "gradient")
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance("gradients", config_section=settings, checkpoint_sha256=ckpt.sha256,

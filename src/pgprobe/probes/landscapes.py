@@ -31,7 +31,12 @@ vector; set ``random_direction_norm: 2`` for the literal "norm 2" reading).  The
 * true reward J(θ) = E[Σ_t r_t]: the mean undiscounted return of ``max(trajectory_counts)``
   complete episodes of the perturbed policy, each from a fresh reset with its own seed
   (independent across grid points; episode-count sampling, so no episode is cut and
-  short episodes are not over-represented).  Per-episode returns are kept
+  short episodes are not over-represented).  With ``common_random_numbers`` episode k has
+  the same reset seed and action-noise stream at every grid point (common random numbers:
+  differences between points then carry no episode-draw noise; the Figure 5 concentration
+  panels, and claim C5, assume independent episodes and are not measured from such a grid).
+  ``true_reward_reliability`` is each regime's split-half reliability (even vs odd episodes,
+  Spearman–Brown).  Per-episode returns are kept
   (``episode_return``), and ``true_reward`` is the mean of the first T of them for every
   T in ``trajectory_counts`` (Figure 5's concentration panels).  Observations are
   normalized with the checkpoint's frozen statistics.
@@ -98,6 +103,7 @@ PURPOSE_STEP_BATCH = 5101
 PURPOSE_STEP_UPDATE = 5102
 PURPOSE_RANDOM_DIRECTION = 5103
 PURPOSE_TRUE_REWARD = 5104
+PURPOSE_TRUE_REWARD_COMMON = 5105
 
 # ----------------------------------------------------------------------------- settings
 
@@ -379,10 +385,36 @@ def _point_job(agent, seed_keys, chunk_size, max_episode_steps):
 
 
 def _episode_keys(seed: int, ckpt, point: tuple[int, int, int], settings: dict) -> list[tuple]:
+    """Seed keys of a point's episodes: own keys per (regime, α, β, k), or with
+    ``common_random_numbers`` one key per k shared by every point and regime (the same reset
+    seed and action-noise stream for episode k everywhere)."""
     regime, i, j = point
+    if settings.get("common_random_numbers"):
+        return [(seed, ckpt.seed, ckpt.iteration, PURPOSE_TRUE_REWARD_COMMON, k)
+                for k in range(max(settings["trajectory_counts"]))]
     count = settings["step_sample_counts"][regime]
     return [(seed, ckpt.seed, ckpt.iteration, PURPOSE_TRUE_REWARD, count, i, j, k)
             for k in range(max(settings["trajectory_counts"]))]
+
+
+def split_half_reliability(episode_returns: np.ndarray) -> float:
+    """Split-half reliability of a grid's true reward from its episodes (points..., K):
+    r = correlation over the points of the mean of the even-index episodes with the mean of
+    the odd ones, stepped up to all K by Spearman–Brown, 2r/(1 + r).  The share of the
+    between-point variance of the K-episode means that is not episode noise (1: the grid's
+    pattern is all signal; ≤ 0: none of it).  With common random numbers the halves share no
+    episode either (even vs odd k), so it reads the same way.  NaN with K < 2 or a flat half."""
+    returns = np.asarray(episode_returns, np.float64)
+    returns = returns.reshape(-1, returns.shape[-1])
+    if returns.shape[-1] < 2:
+        return float("nan")
+    with np.errstate(invalid="ignore"):
+        even, odd = np.nanmean(returns[:, 0::2], -1), np.nanmean(returns[:, 1::2], -1)
+    keep = np.isfinite(even) & np.isfinite(odd)
+    if keep.sum() < 3 or np.std(even[keep]) == 0 or np.std(odd[keep]) == 0:
+        return float("nan")
+    r = float(np.corrcoef(even[keep], odd[keep])[0, 1])
+    return 2 * r / (1 + r) if r > -1 else float("nan")
 
 
 # ----------------------------------------------------------------------------- shards
@@ -531,6 +563,14 @@ def gather(ckpt, settings: dict, seed: int, shards: list) -> xr.Dataset:
                                               "l2 norm of the random direction (one unit of beta)", "1"),
             "kl_constraint": variable((), float(hp["max_kl"]) if ckpt.algo == "trpo" else np.nan,
                                       "TRPO KL constraint delta (NaN for PPO)", "nat"),
+            "true_reward_reliability": variable(
+                ("regime",), [split_half_reliability(returns[r]) for r in range(len(counts))],
+                "split-half reliability of the grid's true reward with all its episodes: correlation over "
+                "the points of the even- and odd-episode means, Spearman-Brown 2r/(1+r)", "1"),
+            "common_random_numbers": variable(
+                (), int(bool(settings.get("common_random_numbers"))),
+                "1: episode k had the same reset seed and action noise at every grid point; 0: independent "
+                "episodes per point", "1"),
         },
         coords={
             "regime": variable(("regime",), np.array(counts, np.int64),

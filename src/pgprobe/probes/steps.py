@@ -38,6 +38,11 @@ Dataset (kind "steps"): as the gradients probe (README.md, Datasets), with "step
 place of "gradient", plus ``reference_step_norm``-style scalars and per-estimate step norms
 (a zero norm: TRPO rejected every line-search candidate).
 
+Variance: as the gradients probe (``noise_trace``, ``signal_norm_sq``,
+``relative_variance_unbiased`` with a jackknife SE, ``gram``; ``relative_variance`` is the
+plug-in ratio with its ceiling at M).  Steps are not sample means, so Ŝ estimates ‖E Δθ_N‖²
+of the N-sample step, which depends on N.
+
 Scale: the defaults (1K…8K samples, 10 estimates, 64K-sample reference) fit the default
 config on 2 cores; the paper's Appendix A.4 uses the same grid as its gradient figures.
 """
@@ -130,6 +135,7 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
         quantity="update step", sample_counts=grid, estimates=steps, reference=reference,
         trajectory_counts=trajectories, mean_episode_lengths=lengths, reference_sample_count=ref_count,
         reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)
+    ds = common.add_variance_summary(ds, steps, "update step")
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance("steps", config_section=settings, checkpoint_sha256=ckpt.sha256,

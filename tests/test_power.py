@@ -1,0 +1,66 @@
+"""pgprobe power: the variance components of known units, the half-width prediction against
+the bootstrap it predicts, the config's unit counts, and the CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pgprobe import claims, power
+from pgprobe.cli import main
+
+
+def _units(unit_count: int, within_count: int, tau: float, sigma: float, rng) -> list:
+    """Units whose true means spread with SD tau, each with within_count raw values of SD sigma."""
+    return [(f"u{u}", {"a": rng.normal(rng.normal(0, tau), sigma, within_count)}) for u in range(unit_count)]
+
+
+def test_components_recover_known_between_and_within_variance():
+    rng = np.random.default_rng(0)
+    tau2, sigma2, count = [], [], 20
+    for _ in range(40):
+        parts = power.variance_components(_units(30, count, 0.3, 1.0, rng), replicates=200, seed=1)
+        tau2.append(parts["tau2"])
+        sigma2.append(parts["omega2"])
+    assert np.mean(sigma2) == pytest.approx(1.0 / count, rel=0.1)     # ω² = σ²/n
+    assert np.mean(tau2) == pytest.approx(0.09, rel=0.25)              # τ² = 0.3²
+
+
+def test_predicted_half_width_matches_the_bootstrap_at_another_size():
+    """Components from 6 units of 10 values predict the claims bootstrap's half-width at 24
+    units of 40 values (mean over studies within 15%)."""
+    rng = np.random.default_rng(1)
+    predicted, measured = [], []
+    for _ in range(30):
+        parts = power.variance_components(_units(6, 10, 0.2, 1.0, rng), replicates=200, seed=2)
+        predicted.append(power.half_width(parts["tau2"], parts["omega2"], 24, 40 / 10))
+        _, low, high = claims.bootstrap(_units(24, 40, 0.2, 1.0, rng), 400, 3)
+        measured.append((high - low) / 2)
+    assert np.mean(predicted) == pytest.approx(np.mean(measured), rel=0.15)
+
+
+def test_config_sizes_and_units():
+    config = {"envs": ["Hopper-v5", "Walker2d-v5"], "algos": ["ppo", "trpo"], "seeds": [0, 1, 2],
+              "exclude_runs": [{"env": "Walker2d-v5", "algo": "trpo"}],
+              "probe_iterations": {"default": [100, 500]},
+              "probes": {"baselines": {"estimates": 16}, "landscapes": {"trajectory_counts": [1, 40]}},
+              "sample_regime": {"envs": ["Hopper-v5"], "algos": ["ppo"], "seeds": [0, 1]}}
+    sizes = power.config_sizes(config)
+    assert power.units_per_seed("C1a", sizes) == (6, 3)      # 3 tasks x 2 checkpoints
+    assert power.units_per_seed("C6b", sizes) == (3, 3)
+    assert power.units_per_seed("C7", sizes) == (1, 2)
+    assert sizes["within"] == {"gradients": 10, "baselines": 16, "landscapes": 40}
+    assert not sizes["probes_untrained"]
+    assert power.within_factor("C4a", 16, 8) == pytest.approx(16 * 15 / 56)
+
+
+def test_cli_writes_the_table(tmp_path, capsys):
+    root = "docs/measurements/default_run"
+    table = tmp_path / "power.md"
+    assert main(["power", "--datasets", f"gradients={root}/datasets/gradients.nc", "--claims",
+                 f"{root}/claims.nc", "--config", "config.yaml", "--replicates", "50",
+                 "--table", str(table)]) == 0
+    text = table.read_text()
+    assert "| C1a |" in text and "gradient estimates: 10" in text and "(scaled)" in text
+    capsys.readouterr()
+    assert main(["power", "--datasets", "gradients", "--config", "config.yaml"]) == 2
+    assert "expected NAME=PATH" in capsys.readouterr().err
