@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .policies import NumpyMLP, activate
+from .activations import activate
 
 
 class PolicyGradientModel:
@@ -48,6 +48,7 @@ class PolicyGradientModel:
     @classmethod
     def from_policy(cls, policy) -> "PolicyGradientModel":
         """From a torch ``GaussianPolicy``."""
+        from .policies import NumpyMLP   # torch: only for a torch policy
         mlp = NumpyMLP(policy.mean_net)
         return cls(mlp.weights, mlp.biases, policy.log_std.detach().numpy(), mlp.activation)
 

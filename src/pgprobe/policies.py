@@ -13,18 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .activations import activate
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 # Hidden-layer activations by name (checkpoint hyperparameter "activation", default "tanh").
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
-
-def activate(h: np.ndarray, activation: str) -> np.ndarray:
-    """A hidden layer's activation in place, numpy (``NumpyMLP`` and
-    ``pgprobe.gradient_model``): tanh, or ReLU max(h, 0)."""
-    if activation == "tanh":
-        return np.tanh(h, out=h)
-    return np.maximum(h, 0.0, out=h)
 
 
 def activation_name(seq: nn.Sequential) -> str:
