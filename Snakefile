@@ -11,7 +11,12 @@ train.smk -> probes.smk -> collect.smk -> figures.smk, claims.smk.  See README.m
 """
 
 
-include: "workflow/rules/common.smk"
+# The plan, before any rule (each file answers one question; see its docstring):
+include: "workflow/rules/config.smk"  # is the config valid? (schema, cross-key checks)
+include: "workflow/rules/study.smk"  # which runs, checkpoints, shards, figures and files exist
+include: "workflow/rules/reruns.smk"  # what reruns a job (params sections, code hashes)
+include: "workflow/rules/agents.smk"  # imported agents (config agents)
+include: "workflow/rules/jobs.smk"  # how each job runs (shell, resources, in-process writes)
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")

@@ -651,7 +651,7 @@ def test_config_files_validate_against_schema():
     schema = yaml.safe_load(SCHEMA.read_text())
     from pgprobe.probes.common import config_probe_schemas
 
-    schema["properties"]["probes"]["properties"] = config_probe_schemas()   # as common.smk inserts them
+    schema["properties"]["probes"]["properties"] = config_probe_schemas()   # as config.smk inserts them
     for path in [REPO / "config.yaml", TINY, REPO / "workflow" / "presets" / "paper.yaml",
                  REPO / "docs" / "measurements" / "agents_example" / "config.yaml"]:
         jsonschema.Draft7Validator(schema).validate(yaml.safe_load(path.read_text()))

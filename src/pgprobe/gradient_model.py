@@ -13,12 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def activate(h: np.ndarray, activation: str) -> np.ndarray:
-    """A hidden layer's activation in place: tanh, or ReLU max(h, 0)."""
-    if activation == "tanh":
-        return np.tanh(h, out=h)
-    return np.maximum(h, 0.0, out=h)
+from .activations import activate
 
 
 class PolicyGradientModel:
@@ -53,7 +48,7 @@ class PolicyGradientModel:
     @classmethod
     def from_policy(cls, policy) -> "PolicyGradientModel":
         """From a torch ``GaussianPolicy``."""
-        from .policies import NumpyMLP
+        from .policies import NumpyMLP   # torch: only for a torch policy
         mlp = NumpyMLP(policy.mean_net)
         return cls(mlp.weights, mlp.biases, policy.log_std.detach().numpy(), mlp.activation)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gradient_model import activate
+from .activations import activate
 
 LOG_2PI = math.log(2.0 * math.pi)
 

@@ -1,7 +1,7 @@
 """Plan: what the configured study costs, before it runs.
 
   plan_jobs  results/plan/jobs.json: the DAG's jobs, from the same runs, iterations, shards
-             and settings the rules use (``plan_jobs`` in common.smk)
+             and settings the rules use (``plan_jobs`` in study.smk)
   plan       results/plan.tsv, figures/plan.md: those jobs priced by ``pgprobe plan`` from
              measured per-pair costs (pgprobe/plan_costs.yaml): CPU-hours and peak memory
              per rule and in total

@@ -46,7 +46,7 @@ def settings_schemas() -> dict:
 
 def config_probe_schemas() -> dict:
     """The schemas as the workflow inserts them as config.probes.NAME: without the keys it
-    sets from other config keys (``x-set-by``).  (workflow/rules/common.smk reads the same
+    sets from other config keys (``x-set-by``).  (workflow/rules/config.smk reads the same
     file without importing pgprobe, to keep parsing cheap.)"""
     return {name: {**spec, "properties": {k: v for k, v in spec["properties"].items() if "x-set-by" not in v}}
             for name, spec in settings_schemas().items()}
