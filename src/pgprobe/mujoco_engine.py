@@ -80,12 +80,14 @@ class GymnasiumChunk:
     def step(self, rows: Sequence[int], actions: np.ndarray):
         """Step envs ``rows`` with ``actions[k]`` for row k: (obs, rewards, terminated,
         truncated), one entry per row (truncated: by a wrapper the sampler cannot bypass)."""
-        results = [self._step_fns[i](actions[k]) for k, i in enumerate(rows)]
-        obs = np.stack([r[0] for r in results])
-        rewards = np.array([r[1] for r in results], np.float64)
-        terminated = np.array([bool(r[2]) for r in results], bool)
-        truncated = np.array([bool(r[3]) for r in results], bool)
-        return obs, rewards, terminated, truncated
+        count = len(rows)
+        obs, rewards = [None] * count, [0.0] * count
+        terminated, truncated = [False] * count, [False] * count
+        step_fns = self._step_fns
+        for k, i in enumerate(rows):
+            obs[k], rewards[k], terminated[k], truncated[k], _ = step_fns[i](actions[k])
+        return (np.stack(obs), np.array(rewards, np.float64), np.array(terminated, bool),
+                np.array(truncated, bool))
 
 
 # ----------------------------------------------------------------------------- MuJoCo v5 tasks
@@ -230,13 +232,22 @@ class MujocoChunk:
         all_rows = len(rows) == len(self.envs)
         index = slice(None) if all_rows else np.asarray(rows)
         before = self.position[index].copy()
-        for k, i in enumerate(rows):
-            model, data = self.models[i], self.datas[i]
-            data.ctrl[:] = actions[k]
-            mj_step(model, data, nstep=nstep)
-            if post:
-                mj_post(model, data)
-            self._read(i)
+        if self.task in ("hopper", "walker2d", "half_cheetah"):   # everything is in (qpos, qvel)
+            get_state, spec, state_rows = mujoco.mj_getState, self._state_spec, self.state
+            for k, i in enumerate(rows):
+                model, data = self.models[i], self.datas[i]
+                data.ctrl[:] = actions[k]
+                mj_step(model, data, nstep=nstep)
+                get_state(model, data, state_rows[i], spec)
+            self.position[index, 0] = self.state[index, 0]
+        else:
+            for k, i in enumerate(rows):
+                model, data = self.models[i], self.datas[i]
+                data.ctrl[:] = actions[k]
+                mj_step(model, data, nstep=nstep)
+                if post:
+                    mj_post(model, data)
+                self._read(i)
         state = self.state[index]
         nq = self.nq
         velocity = (self.position[index] - before) / self.dt
