@@ -177,6 +177,19 @@ class MujocoChunk:
         if task == "humanoid":
             self.contact_range = base._contact_cost_range
             self.body_mass = [m.body_mass for m in self.models]
+        if task in ("hopper", "walker2d"):
+            # healthy ⇔ lower < x < upper elementwise on the checked entries x of (qpos, qvel):
+            # z = qpos[1], angle = qpos[2] (and for Hopper every entry from qpos[2] on, in the
+            # state range).  These are gymnasium's own comparisons; where two ranges cover one
+            # entry (Hopper's angle) the tighter bound of each side.
+            checked = self.nq + self.nv - 1 if task == "hopper" else 2
+            lower, upper = np.empty(checked), np.empty(checked)
+            if task == "hopper":
+                lower[1:], upper[1:] = self.state_range
+            lower[0], upper[0] = self.z_range
+            lower[1] = max(lower[1], self.angle_range[0]) if task == "hopper" else self.angle_range[0]
+            upper[1] = min(upper[1], self.angle_range[1]) if task == "hopper" else self.angle_range[1]
+            self._lower, self._upper, self._checked = lower, upper, slice(1, 1 + checked)
         count = len(self.envs)
         self._state_spec = mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL
         self.state = np.zeros((count, self.nq + self.nv))     # (qpos, qvel) after the last step
@@ -226,59 +239,33 @@ class MujocoChunk:
         """Step envs ``rows`` with the (already clipped, float32) ``actions[k]`` for row k:
         (obs, rewards, terminated, truncated) as gymnasium's ``env.step`` returns them
         (truncated is always False: the time limit is the sampler's)."""
+        all_rows = len(rows) == len(self.envs)
+        index = slice(None) if all_rows else np.asarray(rows)
+        if self.task in ("hopper", "walker2d", "half_cheetah"):   # everything is in (qpos, qvel)
+            return self._step_planar(rows, index, actions)
         mujoco, nstep = self._mujoco, self.frame_skip
         mj_step, post = mujoco.mj_step, self.post_constraint
         mj_post = mujoco.mj_rnePostConstraint
-        all_rows = len(rows) == len(self.envs)
-        index = slice(None) if all_rows else np.asarray(rows)
         before = self.position[index].copy()
-        if self.task in ("hopper", "walker2d", "half_cheetah"):   # everything is in (qpos, qvel)
-            get_state, spec, state_rows = mujoco.mj_getState, self._state_spec, self.state
-            for k, i in enumerate(rows):
-                model, data = self.models[i], self.datas[i]
-                data.ctrl[:] = actions[k]
-                mj_step(model, data, nstep=nstep)
-                get_state(model, data, state_rows[i], spec)
-            self.position[index, 0] = self.state[index, 0]
-        else:
-            for k, i in enumerate(rows):
-                model, data = self.models[i], self.datas[i]
-                data.ctrl[:] = actions[k]
-                mj_step(model, data, nstep=nstep)
-                if post:
-                    mj_post(model, data)
-                self._read(i)
+        for k, i in enumerate(rows):
+            model, data = self.models[i], self.datas[i]
+            data.ctrl[:] = actions[k]
+            mj_step(model, data, nstep=nstep)
+            if post:
+                mj_post(model, data)
+            self._read(i)
         state = self.state[index]
-        nq = self.nq
         velocity = (self.position[index] - before) / self.dt
         x_velocity = velocity[:, 0]
         task = self.task
         actions = np.asarray(actions)
         if task == "humanoid":
-            ctrl = actions.astype(np.float64)
-            ctrl_cost = self.ctrl_weight * np.sum(np.square(ctrl), axis=1)
+            ctrl_cost = self.ctrl_weight * np.sum(np.square(actions.astype(np.float64)), axis=1)
         else:
             ctrl_cost = self.ctrl_weight * np.sum(np.square(actions), axis=1)
         count = state.shape[0]
         truncated = np.zeros(count, bool)
-        if task in ("hopper", "walker2d", "half_cheetah"):
-            qvel = state[:, nq:]
-            if task != "half_cheetah":
-                qvel = np.clip(qvel, -10, 10)
-            obs = np.concatenate((state[:, 1:nq], qvel), axis=1)
-            forward = self.forward_weight * x_velocity
-            if task == "half_cheetah":
-                return obs, forward - ctrl_cost, np.zeros(count, bool), truncated
-            z, angle = state[:, 1], state[:, 2]
-            (min_z, max_z), (min_angle, max_angle) = self.z_range, self.angle_range
-            healthy = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
-            if task == "hopper":
-                min_state, max_state = self.state_range
-                rest = state[:, 2:]
-                healthy &= np.all((min_state < rest) & (rest < max_state), axis=1)
-            rewards = forward + healthy * self.healthy_reward
-            reward = rewards - ctrl_cost
-        elif task == "ant":
+        if task == "ant":
             min_force, max_force = self.force_range
             forces = np.clip(self.cfrc, min_force, max_force)
             if not all_rows:
@@ -302,6 +289,37 @@ class MujocoChunk:
             reward = rewards - (ctrl_cost + contact_cost)
         terminated = ~healthy & bool(self.terminate_when_unhealthy)
         return obs, reward, terminated, truncated
+
+    def _step_planar(self, rows, index, actions):
+        """``step`` for Hopper, Walker2d, HalfCheetah, whose obs, reward and termination
+        read (qpos, qvel) alone: as few numpy calls per chunk as the arithmetic allows."""
+        mujoco = self._mujoco
+        mj_step, get_state, spec, nstep = mujoco.mj_step, mujoco.mj_getState, self._state_spec, self.frame_skip
+        state_rows, models, datas = self.state, self.models, self.datas
+        x_before = state_rows[index, 0]                  # a copy (fancy index) or a view: copy
+        if isinstance(index, slice):
+            x_before = x_before.copy()
+        for k, i in enumerate(rows):
+            data = datas[i]
+            data.ctrl[:] = actions[k]
+            mj_step(models[i], data, nstep=nstep)
+            get_state(models[i], data, state_rows[i], spec)
+        state = state_rows[index]
+        self.position[index, 0] = state[:, 0]
+        nq = self.nq
+        forward = self.forward_weight * ((state[:, 0] - x_before) / self.dt)
+        ctrl_cost = self.ctrl_weight * np.add.reduce(np.square(actions), axis=1)
+        obs = state[:, 1:]
+        count = len(obs)
+        if self.task == "half_cheetah":
+            return obs.copy(), forward - ctrl_cost, np.zeros(count, bool), np.zeros(count, bool)
+        obs = obs.copy()
+        np.minimum(np.maximum(obs[:, nq - 1:], -10, out=obs[:, nq - 1:]), 10, out=obs[:, nq - 1:])
+        x = state[:, self._checked]
+        healthy = np.logical_and.reduce((self._lower < x) & (x < self._upper), axis=1)
+        reward = (forward + healthy * self.healthy_reward) - ctrl_cost
+        terminated = ~healthy if self.terminate_when_unhealthy else np.zeros(count, bool)
+        return obs, reward, terminated, np.zeros(count, bool)
 
 
 def make_chunk(envs: Sequence, engine: str | None = None):
