@@ -53,9 +53,12 @@ class FrozenAgent:
         raw_obs = np.asarray(raw_obs, np.float64)
         if not self.obs_normalize:
             return raw_obs.astype(np.float32)
-        out = (raw_obs - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon)
-        if self.obs_clip is not None:
-            out = np.clip(out, -self.obs_clip, self.obs_clip)
+        out = np.asarray((raw_obs - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon))
+        if self.obs_clip is not None:      # np.clip's arithmetic, without its Python wrapper
+            if out.ndim:
+                np.minimum(np.maximum(out, -self.obs_clip, out=out), self.obs_clip, out=out)
+            else:
+                out = np.clip(out, -self.obs_clip, self.obs_clip)
         return out.astype(np.float32)
 
     def scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
@@ -64,7 +67,10 @@ class FrozenAgent:
             return rewards
         out = rewards / math.sqrt(self.reward_var + self.epsilon)
         if self.reward_clip is not None:
-            out = np.clip(out, -self.reward_clip, self.reward_clip)
+            if isinstance(out, np.ndarray) and out.ndim:
+                np.minimum(np.maximum(out, -self.reward_clip, out=out), self.reward_clip, out=out)
+            else:
+                out = np.clip(out, -self.reward_clip, self.reward_clip)
         return out
 
 
@@ -187,8 +193,9 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     lengths = step_counts.copy()         # shortened where single_episode ends a stream early
     last_steps = [int(n) - 1 for n in step_counts]
 
+    shortest = int(lengths.min())        # every stream runs while t < shortest
     for t in range(horizon):
-        active = all_active if t < lengths.min() else [i for i in all_active if t < lengths[i]]
+        active = all_active if t < shortest else [i for i in all_active if t < lengths[i]]
         if not active:
             break
         rows = slice(None) if len(active) == env_count else np.asarray(active)
@@ -224,6 +231,7 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
                 final_raw[i] = raw[i].copy()
             if single_episode:
                 lengths[i] = t + 1
+                shortest = min(shortest, t + 1)
             elif t < last_steps[i]:
                 raw[i] = chunk.reset(i)
                 trajectories[i] += 1
