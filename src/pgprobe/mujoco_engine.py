@@ -155,6 +155,7 @@ class MujocoChunk:
             raise ValueError("a MujocoChunk's environments must share one model layout")
         self.models = [b.model for b in self.bases]
         self.datas = [b.data for b in self.bases]
+        self.ctrls = [d.ctrl for d in self.datas]   # views into each MjData (its memory stays put)
         self.frame_skip = int(base.frame_skip)
         self.dt = base.dt
         self.nq, self.nv = int(self.model.nq), int(self.model.nv)
@@ -295,15 +296,15 @@ class MujocoChunk:
         read (qpos, qvel) alone: as few numpy calls per chunk as the arithmetic allows."""
         mujoco = self._mujoco
         mj_step, get_state, spec, nstep = mujoco.mj_step, mujoco.mj_getState, self._state_spec, self.frame_skip
-        state_rows, models, datas = self.state, self.models, self.datas
+        state_rows, models, datas, ctrls = self.state, self.models, self.datas, self.ctrls
         x_before = state_rows[index, 0]                  # a copy (fancy index) or a view: copy
         if isinstance(index, slice):
             x_before = x_before.copy()
         for k, i in enumerate(rows):
-            data = datas[i]
-            data.ctrl[:] = actions[k]
-            mj_step(models[i], data, nstep=nstep)
-            get_state(models[i], data, state_rows[i], spec)
+            data, model = datas[i], models[i]
+            ctrls[i][:] = actions[k]
+            mj_step(model, data, nstep=nstep)
+            get_state(model, data, state_rows[i], spec)
         state = state_rows[index]
         self.position[index, 0] = state[:, 0]
         nq = self.nq
