@@ -177,7 +177,6 @@ class MujocoChunk:
             self.main_body = int(self.datas[0].body(base._main_body).id)
         if task == "humanoid":
             self.contact_range = base._contact_cost_range
-            self.body_mass = [m.body_mass for m in self.models]
         if task in ("hopper", "walker2d"):
             # healthy ⇔ lower < x < upper elementwise on the checked entries x of (qpos, qvel):
             # z = qpos[1], angle = qpos[2] (and for Hopper every entry from qpos[2] on, in the
@@ -196,13 +195,23 @@ class MujocoChunk:
         self.state = np.zeros((count, self.nq + self.nv))     # (qpos, qvel) after the last step
         self.position = np.zeros((count, 2))                   # x (and y) the next step starts from
         self.nbody = int(self.model.nbody)
-        if task in ("ant", "humanoid"):
+        if task == "ant":
             self.cfrc = np.zeros((count, self.nbody * 6))
         if task == "humanoid":
-            self.extra = np.zeros((count, 10 * (self.nbody - 1) + 6 * (self.nbody - 1)
-                                   + (self.nv - 6) + 6 * (self.nbody - 1)))
+            # per env, after its last step: xipos, cinert, cvel, qfrc_actuator, cfrc_ext
+            # (copied from views into its MjData, whose memory stays put)
+            nbody, nv = self.nbody, self.nv
+            self.xipos = np.zeros((count, nbody, 3))
+            self.cinert = np.zeros((count, nbody, 10))
+            self.cvel = np.zeros((count, nbody, 6))
+            self.qfrc_actuator = np.zeros((count, nv))
+            self.cfrc_ext = np.zeros((count, nbody, 6))
+            self._views = [(d.xipos, d.cinert, d.cvel, d.qfrc_actuator, d.cfrc_ext) for d in self.datas]
+            self.body_mass = self.model.body_mass
+            if any(not np.array_equal(m.body_mass, self.body_mass) for m in self.models):
+                raise ValueError("a MujocoChunk's Humanoid environments must share body masses")
         for i in range(count):
-            self._read(i)
+            self._after_reset(i)
 
     # -- per environment: state after a reset / restore / step
     def _read(self, i: int) -> None:
@@ -213,27 +222,31 @@ class MujocoChunk:
             self.position[i] = data.xpos[self.main_body, :2]
             self.cfrc[i] = data.cfrc_ext.reshape(-1)
         elif task == "humanoid":
-            self.position[i] = (np.einsum("b,bj->j", self.body_mass[i], data.xipos)
-                                / self.body_mass[i].sum())[0:2]
-            self.cfrc[i] = data.cfrc_ext.reshape(-1)
-            nb, nv = self.nbody - 1, self.nv
-            row = self.extra[i]
-            row[:10 * nb] = data.cinert[1:].reshape(-1)
-            row[10 * nb:16 * nb] = data.cvel[1:].reshape(-1)
-            row[16 * nb:16 * nb + nv - 6] = data.qfrc_actuator[6:]
-            row[16 * nb + nv - 6:] = data.cfrc_ext[1:].reshape(-1)
+            xipos, cinert, cvel, qfrc_actuator, cfrc_ext = self._views[i]
+            self.xipos[i], self.cinert[i], self.cvel[i] = xipos, cinert, cvel
+            self.qfrc_actuator[i], self.cfrc_ext[i] = qfrc_actuator, cfrc_ext
         else:
             self.position[i, 0] = self.state[i, 0]
+
+    def _mass_centre(self, index) -> np.ndarray:
+        """Humanoid's x, y of the mass centre, gymnasium's einsum("b,bj->j", m, xipos)/Σm
+        (the same contraction order for a stack of environments)."""
+        return (np.einsum("b,ebj->ej", self.body_mass, self.xipos[index]) / self.body_mass.sum())[:, 0:2]
+
+    def _after_reset(self, index: int) -> None:
+        self._read(index)
+        if self.task == "humanoid":
+            self.position[index] = self._mass_centre([index])[0]
 
     def reset(self, index: int, seed: int | None = None) -> np.ndarray:
         env = self.envs[index]
         obs = env.reset(seed=seed)[0] if seed is not None else env.reset()[0]
-        self._read(index)
+        self._after_reset(index)
         return obs
 
     def restore(self, index: int, start) -> np.ndarray:
         obs = start.restore(self.envs[index])
-        self._read(index)
+        self._after_reset(index)
         return obs
 
     def step(self, rows: Sequence[int], actions: np.ndarray):
@@ -256,6 +269,8 @@ class MujocoChunk:
                 mj_post(model, data)
             self._read(i)
         state = self.state[index]
+        if self.task == "humanoid":
+            self.position[index] = self._mass_centre(index)
         velocity = (self.position[index] - before) / self.dt
         x_velocity = velocity[:, 0]
         task = self.task
@@ -279,12 +294,16 @@ class MujocoChunk:
             contact_cost = self.contact_weight * np.sum(np.square(forces), axis=1)
             reward = rewards - (ctrl_cost + contact_cost)
         else:  # humanoid
-            obs = np.concatenate((state[:, 2:], self.extra[index]), axis=1)
+            count = len(state)
+            cfrc_ext = self.cfrc_ext[index]
+            obs = np.concatenate((state[:, 2:], self.cinert[index][:, 1:].reshape(count, -1),
+                                  self.cvel[index][:, 1:].reshape(count, -1), self.qfrc_actuator[index][:, 6:],
+                                  cfrc_ext[:, 1:].reshape(count, -1)), axis=1)
             min_z, max_z = self.z_range
             z = state[:, 2]
             healthy = (min_z < z) & (z < max_z)
             min_cost, max_cost = self.contact_range
-            contact_cost = np.clip(self.contact_weight * np.sum(np.square(self.cfrc[index]), axis=1),
+            contact_cost = np.clip(self.contact_weight * np.sum(np.square(cfrc_ext.reshape(count, -1)), axis=1),
                                    min_cost, max_cost)
             rewards = self.forward_weight * x_velocity + healthy * self.healthy_reward
             reward = rewards - (ctrl_cost + contact_cost)
