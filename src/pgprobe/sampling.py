@@ -105,13 +105,6 @@ class Rollout:
         return int(self.rewards.size)
 
 
-def _direct_stepper(env) -> tuple[object, int | None]:
-    """Kept for callers of the old name: see ``pgprobe.mujoco_engine.direct_stepper``."""
-    from .mujoco_engine import direct_stepper
-
-    return direct_stepper(env)
-
-
 def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], log_std: np.ndarray,
             value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
             noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
