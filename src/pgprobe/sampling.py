@@ -53,9 +53,12 @@ class FrozenAgent:
         raw_obs = np.asarray(raw_obs, np.float64)
         if not self.obs_normalize:
             return raw_obs.astype(np.float32)
-        out = (raw_obs - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon)
-        if self.obs_clip is not None:
-            out = np.clip(out, -self.obs_clip, self.obs_clip)
+        out = np.asarray((raw_obs - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon))
+        if self.obs_clip is not None:      # np.clip's arithmetic, without its Python wrapper
+            if out.ndim:
+                np.minimum(np.maximum(out, -self.obs_clip, out=out), self.obs_clip, out=out)
+            else:
+                out = np.clip(out, -self.obs_clip, self.obs_clip)
         return out.astype(np.float32)
 
     def scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
@@ -64,7 +67,10 @@ class FrozenAgent:
             return rewards
         out = rewards / math.sqrt(self.reward_var + self.epsilon)
         if self.reward_clip is not None:
-            out = np.clip(out, -self.reward_clip, self.reward_clip)
+            if isinstance(out, np.ndarray) and out.ndim:
+                np.minimum(np.maximum(out, -self.reward_clip, out=out), self.reward_clip, out=out)
+            else:
+                out = np.clip(out, -self.reward_clip, self.reward_clip)
         return out
 
 
@@ -99,37 +105,13 @@ class Rollout:
         return int(self.rewards.size)
 
 
-_BYPASSABLE_WRAPPERS = ("TimeLimit", "OrderEnforcing", "PassiveEnvChecker")
-
-
-def _direct_stepper(env) -> tuple[object, int | None]:
-    """(object whose ``step`` to call, time limit to apply ourselves or None).
-
-    ``gym.make`` wraps an environment in TimeLimit / OrderEnforcing (and, unless disabled,
-    PassiveEnvChecker); each wrapper costs a few microseconds per step.  When the chain holds
-    only these, the sampler steps ``env.unwrapped`` and applies TimeLimit's truncation itself
-    (truncated once the episode has run ``max_episode_steps`` steps), which is exactly what the
-    wrappers would do.  Resets still go through the wrapped env.  Any other wrapper: step
-    the wrapped env as is.
-    """
-    limit = None
-    layer = env
-    while hasattr(layer, "env"):
-        name = type(layer).__name__
-        if name not in _BYPASSABLE_WRAPPERS:
-            return env, None
-        if name == "TimeLimit":
-            limit = int(layer._max_episode_steps)
-        layer = layer.env
-    return layer, limit
-
-
 def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], log_std: np.ndarray,
             value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
             noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
             observe: Callable[..., np.ndarray], scale_rewards: Callable[[np.ndarray, np.ndarray], np.ndarray],
             update_normalizers: bool = False, record_states: bool = False,
-            starts: Sequence | None = None, single_episode: bool = False) -> list[Rollout]:
+            starts: Sequence | None = None, single_episode: bool = False,
+            engine: str | None = None) -> list[Rollout]:
     """Step ``envs`` in lockstep from fresh resets; env i runs ``step_counts[i]`` steps.
 
     ``starts[i]`` (a ``pgprobe.envs.RestorePoint`` or None): after its seeded reset, env i
@@ -146,10 +128,15 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
 
     Speed (bench/sampler_throughput.py): each stream's noise ξ is drawn in one block of
     ``step_counts[i]`` rows up front (the same numbers, in the same order, as one draw per
-    step), the policy and value net run once per step for all envs, and envs built by
-    ``gym.make`` are stepped below their TimeLimit/OrderEnforcing wrappers with the time
-    limit applied here (``_direct_stepper``).
+    step), the policy and value net run once per step for all envs, and the chunk is stepped
+    by ``pgprobe.mujoco_engine.make_chunk(envs, engine)``: gymnasium's MuJoCo v5 locomotion
+    tasks with physics in C and observations, rewards and terminations vectorized over the
+    chunk (bit-identical to ``env.step``), any other task by its own ``env.step`` below the
+    TimeLimit/OrderEnforcing wrappers; the time limit (``max_episode_steps``) is applied
+    here.  ``engine``: ``auto`` or ``gymnasium`` (None: the PGPROBE_SAMPLING_ENGINE setting).
     """
+    from .mujoco_engine import make_chunk
+
     env_count = len(envs)
     step_counts = np.asarray(step_counts, int)
     horizon = int(step_counts.max())
@@ -158,19 +145,23 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     log_norm = float(log_std.sum()) + 0.5 * LOG_2PI * act_dim
     low = np.stack([env.action_space.low for env in envs]).astype(np.float32)
     high = np.stack([env.action_space.high for env in envs]).astype(np.float32)
-    steppers = [_direct_stepper(env) for env in envs]
-    step_fns = [stepper.step for stepper, _ in steppers]
-    limits = [limit for _, limit in steppers]
-    elapsed = [0] * env_count
+    chunk = make_chunk(envs, engine)
+    no_limit = np.iinfo(np.int64).max
+    limits = np.array([no_limit if limit is None else limit for limit in chunk.limits], np.int64)
+    elapsed = np.zeros(env_count, np.int64)
 
     # Action noise, time-major; zero rows after a stream's end.
     noise_all = np.zeros((horizon, env_count, act_dim), np.float32)
     for i, rng in enumerate(noise_rngs):
         noise_all[:step_counts[i], i] = rng.standard_normal((int(step_counts[i]), act_dim), dtype=np.float32)
 
-    raw = np.stack([env.reset(seed=int(seed))[0] if starts is None or starts[i] is None
-                    else (env.reset(seed=int(seed)), starts[i].restore(env))[1]
-                    for i, (env, seed) in enumerate(zip(envs, env_seeds))]).astype(np.float64)
+    first = []
+    for i, seed in enumerate(env_seeds):
+        o = chunk.reset(i, seed=int(seed))
+        if starts is not None and starts[i] is not None:
+            o = chunk.restore(i, starts[i])
+        first.append(o)
+    raw = np.stack(first).astype(np.float64)
     obs = observe(raw, update_normalizers)
     obs_dim = obs.shape[1]
     buf_obs = np.zeros((horizon, env_count, obs_dim), np.float32)
@@ -188,17 +179,19 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             buf_states = np.zeros((horizon, env_count, capture_state(envs[0]).size))
     episode_returns: list[list[float]] = [[] for _ in range(env_count)]
     episode_lengths: list[list[int]] = [[] for _ in range(env_count)]
-    running_return = [0.0] * env_count
+    running_return = np.zeros(env_count)
     trajectories = [1] * env_count
     values = value_fn(obs).reshape(-1).astype(np.float64)
     all_active = list(range(env_count))
     lengths = step_counts.copy()         # shortened where single_episode ends a stream early
     last_steps = [int(n) - 1 for n in step_counts]
 
+    shortest = int(lengths.min())        # every stream runs while t < shortest
     for t in range(horizon):
-        active = all_active if t < lengths.min() else [i for i in all_active if t < lengths[i]]
+        active = all_active if t < shortest else [i for i in all_active if t < lengths[i]]
         if not active:
             break
+        rows = slice(None) if len(active) == env_count else np.asarray(active)
         noise = noise_all[t]
         if single_episode and len(active) < env_count:   # forward only the episodes still running
             mean = np.zeros((env_count, act_dim), np.float32)
@@ -208,35 +201,35 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         actions = mean + std * noise
         buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
         clipped = np.minimum(np.maximum(actions, low), high)
-        rewards = buf_raw_rew[t]
-        terminated = buf_term[t]
-        truncated = buf_trunc[t]
-        final_raw = {}
-        for i in active:
-            if buf_states is not None:
+        if buf_states is not None:
+            for i in active:
                 buf_states[t, i] = capture_state(envs[i])
-            o, r, term, trunc, _ = step_fns[i](clipped[i])
-            elapsed[i] += 1
-            if limits[i] is not None and elapsed[i] >= limits[i]:
-                trunc = True
-            rewards[i] = r
-            running_return[i] += r
-            if term or trunc:
-                terminated[i], truncated[i] = term, trunc
-                episode_returns[i].append(float(running_return[i]))
-                episode_lengths[i].append(elapsed[i])
-                running_return[i] = 0.0
-                elapsed[i] = 0
-                if trunc and not term:
-                    final_raw[i] = o
-                if single_episode:
-                    lengths[i] = t + 1
-                elif t < last_steps[i]:
-                    o, _ = envs[i].reset()
-                    trajectories[i] += 1
-            raw[i] = o
-        dones = terminated | truncated
-        buf_rew[t] = scale_rewards(rewards, dones)
+        step_obs, step_rewards, term, trunc = chunk.step(active, clipped[rows])
+        elapsed[rows] += 1
+        trunc = trunc | (elapsed[rows] >= limits[rows])
+        buf_raw_rew[t, rows] = step_rewards
+        running_return[rows] += step_rewards
+        buf_term[t, rows] = term
+        buf_trunc[t, rows] = trunc
+        raw[rows] = step_obs
+        final_raw = {}
+        ended = np.flatnonzero(term | trunc)
+        for k in ended:
+            i = active[k]
+            episode_returns[i].append(float(running_return[i]))
+            episode_lengths[i].append(int(elapsed[i]))
+            running_return[i] = 0.0
+            elapsed[i] = 0
+            if trunc[k] and not term[k]:
+                final_raw[i] = raw[i].copy()
+            if single_episode:
+                lengths[i] = t + 1
+                shortest = min(shortest, t + 1)
+            elif t < last_steps[i]:
+                raw[i] = chunk.reset(i)
+                trajectories[i] += 1
+        dones = buf_term[t] | buf_trunc[t]
+        buf_rew[t] = scale_rewards(buf_raw_rew[t], dones)
         obs = observe(raw, update_normalizers)
         if single_episode and len(active) < env_count:
             values = np.zeros(env_count)
