@@ -8,10 +8,44 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+# One math-library thread per process, here and in every process a test starts (CLI,
+# snakemake jobs; set before torch is imported): pgprobe itself trains and probes with one
+# torch thread (pgprobe.train.train, estimators.single_torch_thread), and with pytest-xdist's
+# two workers on two cores, multi-threaded torch/BLAS only oversubscribes them (a Trainer
+# test took 12.4 s instead of 2.2 s).
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 # Stable-Baselines3's learn() makes a fresh /tmp/SB3-<time> log directory unless told where.
 os.environ.setdefault("SB3_LOGDIR", os.path.join(tempfile.gettempdir(), "pgprobe-tests-sb3"))
+pytest_plugins = ["xdist_groups"]   # tests/xdist_groups.py
 REPO = Path(__file__).resolve().parents[1]
 TINY_STEPS = 512
+
+# pytest-xdist (pyproject.toml: -n 2 --dist loadgroup): the tests using one of these
+# fixtures run on one worker, in collection order, so that what the fixture builds is built
+# once and its users can rely on each other's effects (tests/xdist_groups.py).  tiny_workflow_dir (the tiny DAG,
+# minutes) is shared by test_workflow and the SLURM test that compares against it; the
+# SLURM tests share one cluster, and there can be one per machine (started as root, its
+# state in a fixed directory, its config in /etc/slurm).  The others are module fixtures
+# that cost tens of seconds.
+XDIST_GROUP_OF_FIXTURE = {
+    "tiny_workflow_dir": "tiny_workflow",
+    "slurm_cluster": "tiny_workflow",
+    "touched_study": "touched_study",
+    "uninterrupted_training": "train_delivery",
+    "uninterrupted": "faults_training",
+    "closed_form_landscape": "closed_form_landscape",
+    "closed_form_baselines": "closed_form_baselines",
+    "agents": "sb3_agents",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Before pytest-xdist reads them: each test's group (tests/xdist_groups.py)."""
+    from xdist_groups import mark_groups
+
+    mark_groups(items, XDIST_GROUP_OF_FIXTURE)
 
 
 def _train(tmp_root: Path, env_id: str, algo: str, iterations: int, checkpoints: list[int],
