@@ -289,7 +289,7 @@ def test_figure_option_reruns_only_that_figure(workdir):
 
 
 # ---------------------------------------------------------------------------- what a change reruns
-# One test per row of README.md's table "What a change reruns": the set of rules (and job
+# One test per row of docs/how-to/what-reruns.md's table "What a change reruns": the set of rules (and job
 # counts) that `snakemake -n` plans after the change, on a finished tiny study.  The study
 # is made without running a job (every planned output created empty, then recorded with
 # `snakemake --touch --forceall`: the same params and code hashes as a real run), so these tests

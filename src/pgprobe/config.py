@@ -1,7 +1,7 @@
 """Hyperparameters: the paper's Table 1 (Appendix A.2), code-level defaults, validation.
 
 Table 1 fixes the values below per task and algorithm. Everything Table 1 leaves open
-is a documented code-level default in ``CODE_LEVEL_DEFAULTS`` (see README "Training").
+is a documented code-level default in ``CODE_LEVEL_DEFAULTS`` (see docs/reference/training.md).
 Tasks outside Table 1 (HalfCheetah-v5, Ant-v5, Pendulum-v1, ...) use the Hopper column,
 the middle of the three.
 """
@@ -48,7 +48,7 @@ TABLE1 = {
 }
 DEFAULT_TASK_ROW = "Hopper-v5"
 
-# Choices Table 1 does not fix.  Each is documented in README.md ("Training").
+# Choices Table 1 does not fix.  Each is documented in docs/reference/training.md.
 CODE_LEVEL_DEFAULTS = {
     "num_envs": 1,             # one environment stream of 2048 steps, as the paper's code
     "minibatches": 32,         # 2048 / 32 = 64 samples per minibatch (PPO and value net)

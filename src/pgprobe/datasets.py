@@ -1,6 +1,6 @@
 """xarray datasets: run coordinates, CF-style attributes, provenance, atomic NetCDF writes.
 
-Conventions (docs/architecture.md, README.md "Datasets"): every variable has ``long_name`` and ``units``; per-checkpoint
+Conventions (docs/architecture.md, docs/reference/datasets.md): every variable has ``long_name`` and ``units``; per-checkpoint
 datasets carry length-1 dimension coordinates ``env``, ``algo``, ``seed``, ``iteration`` so
 that ``xarray.combine_by_coords`` stacks them; attributes are str/int/float only (dicts as
 JSON strings, booleans as 0/1).

@@ -81,7 +81,7 @@ Baselines are pluggable: ``measure_baselines(..., baselines=[Baseline(...), ...]
 picklable ``value_fn(obs) -> values`` (e.g. an exact value function in tests).
 
 Dataset (kind "baselines"): dims baseline × sample_count × estimate / pair (coords
-estimate_a, estimate_b), plus env, algo, seed, iteration; see README.md, Datasets.
+estimate_a, estimate_b), plus env, algo, seed, iteration; see docs/reference/datasets.md.
 
 Paper scale: Figure 4 fits the true value on 5·10⁶ state-action pairs and goes up to
 tens of thousands of samples per estimate; the defaults here (6·10⁴ reference pairs,

@@ -58,7 +58,7 @@ process boundary and M estimates cost M vectorized passes, not M·n Python steps
 
 Dataset (kind "gradients"): dims sample_count × estimate, sample_count × pair (coords
 estimate_a, estimate_b), plus env, algo, seed, iteration (length 1; per-checkpoint files
-merge with ``xarray.combine_by_coords``).  See README.md, Datasets.
+merge with ``xarray.combine_by_coords``).  See docs/reference/datasets.md.
 
 Scale.  The paper uses ten estimates per sample count, sample counts up to ~10⁵ and a
 reference of 10⁶ (Hopper, Walker2d) to 10⁷ (Humanoid) state-action pairs.  The defaults

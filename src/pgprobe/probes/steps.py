@@ -34,7 +34,7 @@ assembled from shards: it is computed in one job (sampling parallel over ``--wor
 bytes, e.g. 1.4 GB for Humanoid at 10⁶).  Seeds of the minibatch order / Fisher subset are
 derived from (seed, checkpoint seed, iteration, purpose, n, estimate).
 
-Dataset (kind "steps"): as the gradients probe (README.md, Datasets), with "step" in
+Dataset (kind "steps"): as the gradients probe (docs/reference/datasets.md), with "step" in
 place of "gradient", plus ``reference_step_norm``-style scalars and per-estimate step norms
 (a zero norm: TRPO rejected every line-search candidate).
 

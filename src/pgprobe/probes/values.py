@@ -24,7 +24,7 @@ of the checkpoint's value net V against three targets y:
 * ``gae_authors`` / ``returns_authors``: the targets and MRE formulas of the paper's code
   (``authors_targets``, ``authors_mre``): the time limit is a terminal, returns are not
   bootstrapped where the stream cuts the last trajectory.  Under them the returns MRE has
-  the paper's ≈50% size (README, "Figure 3's returns MRE").
+  the paper's ≈50% size (docs/explanations/claims.md, "Figure 3's returns MRE").
 * ``true_value`` (held-out only, beyond the paper): V^π(s_t) estimated by restoring the
   full simulator state of s_t (``pgprobe.envs.RestorePoint``: MuJoCo's integration state,
   with the previous step replayed so that derived data such as Humanoid's cfrc_ext are the
@@ -57,7 +57,7 @@ Dataset (kind "values"): dims split (train, heldout) × target (gae, returns, tr
 undiscounted_returns) × sample, plus the run dims env, algo, seed, iteration (length 1;
 files merge with ``xarray.combine_by_coords``).  Per-sample predictions, targets, inclusion masks and
 bootstrap weights are kept so any MRE variant can be recomputed.  See
-README.md (Datasets, values.nc).
+docs/reference/datasets.md (values.nc).
 
 Paper scale: the paper does not state its held-out sample size; the defaults here
 (4 × 2048 held-out samples, 32 states × 8 restored rollouts) are sized for the default
