@@ -604,17 +604,24 @@ def markdown(ds: xr.Dataset) -> str:
 
 
 # ---------------------------------------------------------------------------- CLI
-def _cmd(args) -> None:
-    from .atomic import atomic_output
-    from .datasets import open_dataset, write_netcdf
+def open_named_datasets(items: list[str]) -> dict:
+    """``--datasets NAME=PATH ...``: {name: dataset}, each file checked to be of kind NAME."""
+    from .datasets import open_dataset
 
     datasets = {}
-    for item in args.datasets:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep:
             raise PgprobeError(f"--datasets {item!r}: expected NAME=PATH")
         datasets[name] = open_dataset(path, kind=name)
-    ds = evaluate(datasets, args.settings)
+    return datasets
+
+
+def _cmd(args) -> None:
+    from .atomic import atomic_output
+    from .datasets import write_netcdf
+
+    ds = evaluate(open_named_datasets(args.datasets), args.settings)
     write_netcdf(ds, args.out)
     if args.table:
         with atomic_output(args.table) as tmp:

@@ -289,12 +289,9 @@ def _cmd(args) -> None:
     from .atomic import atomic_output
     from .datasets import open_dataset
 
-    datasets = {}
-    for item in args.datasets:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise PgprobeError(f"--datasets {item!r}: expected NAME=PATH")
-        datasets[name] = open_dataset(path, kind=name)
+    from .claims import open_named_datasets
+
+    datasets = open_named_datasets(args.datasets)
     source_claims = open_dataset(args.claims, kind="claims") if args.claims else None
     config = merge_configs(args.config)
     rows = plan(datasets, config, args.settings, source_claims, args.replicates)
