@@ -24,8 +24,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 setup(config)
-# The sampler's stepping engine (config sampling_engine): every pgprobe job inherits it.
-os.environ["PGPROBE_SAMPLING_ENGINE"] = config["sampling_engine"]
+export_sampling_engine(config)
 
 
 wildcard_constraints:

@@ -249,3 +249,10 @@ def _validate_probe_settings(config):
                          lambda: _probe_settings_problem(probe, settings))
         if message:
             fail(f"probes.{probe}", message)
+
+
+def export_sampling_engine(config):
+    """config ``sampling_engine`` as PGPROBE_SAMPLING_ENGINE in this process's environment, which
+    every job's `pgprobe` command inherits (on SLURM each job re-parses the workflow and sets
+    it again).  Set, never read, here: nothing for an ``envvars:`` assertion to check."""
+    os.environ.update(PGPROBE_SAMPLING_ENGINE=config["sampling_engine"])
