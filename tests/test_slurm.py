@@ -74,9 +74,20 @@ def test_profiles_use_existing_plugin_flags():
     assert "slurm-status-command" in flags and "slurm-init-seconds-before-status-checks" in flags
     test = _profile(TEST_PROFILE)
     assert test["slurm-status-command"] == "squeue"
-    # the test cluster keeps finished jobs 600 s; the plugin falls back to sacct (which
-    # fails without accounting) unless MinJobAge >= 3 x the initial delay
-    assert 3 * test["slurm-init-seconds-before-status-checks"] <= 600
+    # the plugin falls back to sacct (which fails without accounting) unless the test
+    # cluster's MinJobAge >= 3 x the initial delay; and the whole-DAG test checks every
+    # job's state when it ends, so its first job must still be listed then (CI once ran
+    # it for 920 s against a MinJobAge of 600 s and found job 85 forgotten)
+    min_job_age = _cluster_min_job_age()
+    assert 3 * test["slurm-init-seconds-before-status-checks"] <= min_job_age
+    assert TINY_SLURM_TIMEOUT_S < min_job_age
+
+
+def _cluster_min_job_age() -> int:
+    """start_cluster.sh's MIN_JOB_AGE, the MinJobAge it writes into slurm.conf."""
+    script = (REPO / "tests" / "slurm" / "start_cluster.sh").read_text()
+    assert "MinJobAge=$MIN_JOB_AGE" in script
+    return int(re.search(r"^MIN_JOB_AGE=(\d+)$", script, re.M).group(1))
 
 
 def test_test_profile_overrides_all_default_resources():

@@ -300,7 +300,7 @@ def run_snakemake_on_slurm(
 
 def scontrol_show_job(slurm_jobid: str) -> dict[str, str]:
     """`scontrol show job -o ID` as a dict (empty once slurmctld forgot the job, which
-    happens MinJobAge = 600 s after it ended on the test cluster)."""
+    happens MinJobAge s after it ended: start_cluster.sh's MIN_JOB_AGE)."""
     proc = subprocess.run(
         ["scontrol", "show", "job", "-o", str(slurm_jobid)], env=slurm_env(),
         capture_output=True, text=True, timeout=30,

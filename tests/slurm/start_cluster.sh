@@ -41,6 +41,11 @@ CLUSTER=pgprobe
 NODE=$(hostname -s)
 CONF=/etc/slurm/slurm.conf
 MARKER="# Written by pgprobe tests/slurm/start_cluster.sh"
+# Seconds slurmctld keeps a finished job (squeue and scontrol list it that long).  Above
+# the longest test run (tests/test_slurm.py TINY_SLURM_TIMEOUT_S), so a test that checks
+# every job's state at its end still finds its first job; a running cluster whose conf
+# has another value is restarted.
+MIN_JOB_AGE=7200
 PIDS=$STATE/pids
 LOGS=$STATE/log
 MUNGE_SOCKET=/run/munge/munge.socket.2
@@ -89,7 +94,8 @@ unset SLURM_CONF
 mkdir -p "$STATE"
 
 # ---------------------------------------------------------------- already up?
-if pid_alive slurmctld && pid_alive slurmd && [[ -s $CONF ]] && munge_works && node_idle; then
+if pid_alive slurmctld && pid_alive slurmd && [[ -s $CONF ]] && grep -qx "MinJobAge=$MIN_JOB_AGE" "$CONF" \
+        && munge_works && node_idle; then
     log "cluster already running (state $STATE)"
     exit 0
 fi
@@ -184,10 +190,10 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 # no accounting database: status comes from squeue, so keep finished jobs
-# visible for 10 min (>= 3x the plugin's init-seconds-before-status-checks).
+# visible for MIN_JOB_AGE s (>= 3x the plugin's init-seconds-before-status-checks).
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-MinJobAge=600
+MinJobAge=$MIN_JOB_AGE
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/backfill
