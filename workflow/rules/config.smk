@@ -12,6 +12,7 @@ The other parts of the plan: study.smk (which runs, checkpoints, shards, figures
 exist), reruns.smk (what a job's params hold, so what reruns it), agents.smk (imported agents).
 """
 import copy
+import functools
 import hashlib
 import importlib.util
 import json
@@ -81,19 +82,28 @@ REPLACED_KEYS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed_yaml(path) -> dict:
+    with open(path) as fh:
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10x faster
+
+
+def load_yaml(path) -> dict:
+    """A schema file, parsed once per process (a fresh copy each call: callers edit it)."""
+    return copy.deepcopy(_parsed_yaml(str(path)))
+
+
 def validate_config(config, schema_path):
     """Validate (and fill defaults into) ``config``; one-line exit naming the bad key."""
     for (section, key), message in REPLACED_KEYS.items():
         if isinstance(config.get(section), dict) and key in config[section]:
             fail(f"{section}.{key}", message)
-    with open(PACKAGE_DIR / "probes" / "settings.schema.yaml") as fh:
-        for probe, spec in yaml.safe_load(fh).items():
-            for key, setting in spec["properties"].items():
-                given = config.get("probes") if isinstance(config.get("probes"), dict) else {}
-                if "x-set-by" in setting and key in (given.get(probe) or {}):
-                    fail(f"probes.{probe}.{key}", f"is set by the workflow from {setting['x-set-by']}: set that instead")
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
+    for probe, spec in load_yaml(PACKAGE_DIR / "probes" / "settings.schema.yaml").items():
+        for key, setting in spec["properties"].items():
+            given = config.get("probes") if isinstance(config.get("probes"), dict) else {}
+            if "x-set-by" in setting and key in (given.get(probe) or {}):
+                fail(f"probes.{probe}.{key}", f"is set by the workflow from {setting['x-set-by']}: set that instead")
+    schema = load_yaml(schema_path)
     schema["properties"]["probes"]["properties"] = probe_settings_schemas()
     validator = _defaults_validator()(schema)
     errors = list(validator.iter_errors(config))
@@ -107,8 +117,7 @@ def probe_settings_schemas() -> dict:
     """config.probes.NAME's schema: the package's probes/settings.schema.yaml (the one source
     of every probe setting), less the keys the workflow sets from other config keys
     (``x-set-by``: shard counts from sharding.NAME, the seed from probe_seed)."""
-    with open(PACKAGE_DIR / "probes" / "settings.schema.yaml") as fh:
-        schemas = yaml.safe_load(fh)
+    schemas = load_yaml(PACKAGE_DIR / "probes" / "settings.schema.yaml")
     for schema in schemas.values():
         schema["properties"] = {key: spec for key, spec in schema["properties"].items() if "x-set-by" not in spec}
     return schemas

@@ -9,6 +9,7 @@ the SLURM executor, in every job too), so it imports neither torch nor gymnasium
 environments nor matplotlib.
 """
 import ast
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -136,7 +137,11 @@ def _module_path(name: str):
     return None
 
 
-def _imported_modules(name: str, path: Path) -> set:
+@functools.lru_cache(maxsize=None)
+def _imported_modules(name: str, path: Path) -> frozenset:
+    """The pgprobe modules that module ``name`` (file ``path``) imports anywhere in its body.
+    Cached: every code hash walks the same modules, and parsing them is most of a
+    workflow parse's time (each SLURM job parses the workflow twice)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
@@ -156,7 +161,7 @@ def _imported_modules(name: str, path: Path) -> set:
             for alias in node.names:  # "from . import x" may import a submodule x
                 if _module_path(f"{modname}.{alias.name}") is not None:
                     found.add(f"{modname}.{alias.name}")
-    return found
+    return frozenset(found)
 
 
 def _module_closure(entries) -> list:
