@@ -14,7 +14,9 @@ module replaying every recorded (state, warm start, control) of the run.  All ti
 are CPU time of this thread (time.thread_time), robust to other load on shared cores; the environment's
 Python is the engine's time minus that physics (for the ``mujoco`` engine: its per-env calls
 and the vectorized observation/reward/termination arithmetic; Humanoid's
-mj_rnePostConstraint counts there too).
+mj_rnePostConstraint counts there too).  Last, per task, a bare ``gym.make`` ``env.step``
+loop and the physics of its own steps: bare / physics bounds the sampler's ratio to bare
+``env.step`` (bench/sampler_throughput.py) for any engine whose physics is bit-identical.
 """
 from __future__ import annotations
 
@@ -149,6 +151,43 @@ def profile(env_id: str, engine: str, streams: int, steps: int) -> dict:
             "parts_us": {k: v / pairs * 1e6 for k, v in parts.items()}}
 
 
+def bare_step_bound(env_id: str, steps: int) -> dict:
+    """A bare ``gym.make(env_id)`` loop of ``steps`` uniform random actions (reset at the end
+    of each episode): its CPU microseconds per step, and the physics of exactly those steps
+    (mj_step x frame_skip in C by mujoco.rollout, as in the profile).  bare / physics is the
+    largest ratio to bare ``env.step`` that a sampler computing bit-identical physics can reach
+    even with no policy, no environment Python and no bookkeeping at all."""
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    base = env.unwrapped
+    rng = np.random.default_rng(0)
+    low, high = env.action_space.low, env.action_space.high
+    actions = rng.uniform(low, high, size=(steps, len(low))).astype(np.float32)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    states = np.empty((steps, mujoco.mj_stateSize(base.model, spec)))
+    warm = np.empty((steps, base.model.nv))
+    env.reset(seed=0)
+    spent = 0.0
+    for t in range(steps):
+        mujoco.mj_getState(base.model, base.data, states[t], spec)
+        warm[t] = base.data.qacc_warmstart
+        start = time.thread_time()
+        _, _, terminated, truncated, _ = env.step(actions[t])
+        if terminated or truncated:
+            env.reset()
+        spent += time.thread_time() - start
+    data = mujoco.MjData(base.model)
+    out = np.empty((steps, base.frame_skip, states.shape[1]))
+    physics = np.inf
+    for _ in range(3):
+        start = time.thread_time()
+        mujoco.rollout.rollout(base.model, data, states, actions.astype(np.float64)[:, None, :],
+                               nstep=base.frame_skip, initial_warmstart=warm, state=out)
+        physics = min(physics, time.thread_time() - start)
+    return {"bare_us": spent / steps * 1e6, "physics_us": physics / steps * 1e6}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
@@ -172,6 +211,13 @@ def main() -> None:
                             for n in names)
             print(f"{env_id:<13}{row['engine']:<11}{cells}{row['total_us']:>10.2f}{row['wall_us']:>9.2f}",
                   flush=True)
+    print()
+    print("bare gym.make env.step loop (random actions, resets included) and the physics of its own steps:")
+    print(f"{'env':<13}{'bare us':>10}{'physics us':>12}{'bound bare/physics':>20}")
+    for env_id in args.envs:
+        bound = bare_step_bound(env_id, args.streams * args.steps)
+        print(f"{env_id:<13}{bound['bare_us']:>10.2f}{bound['physics_us']:>12.2f}"
+              f"{bound['bare_us'] / bound['physics_us']:>20.2f}", flush=True)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

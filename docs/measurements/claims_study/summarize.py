@@ -6,8 +6,10 @@ Prints, from STUDY_DIR/results/datasets/: the final mean return of each training
 of ``mean_return`` over the last 10 iterations), and per task, algorithm and probed
 iteration the mean over seeds (± std over seeds) of Figure 1's mean pairwise cosine and
 Figure 2's reference cosine at 2048 samples, Figure 3's held-out MRE against the GAE
-target and the returns, and Figure 4's relative variance per baseline at 2048 samples
-(the paper's λ setting).
+target and the returns, and Figure 4's relative variance per baseline at 1024 samples
+(the baselines grid's nearest to 2048; the paper's λ setting): the unbiased
+``relative_variance_unbiased`` where the dataset has it (no ceiling), else the plug-in
+``relative_variance`` (which tends to the estimate count M as the signal vanishes).
 """
 from __future__ import annotations
 
@@ -47,8 +49,11 @@ def main() -> None:
     baselines = xr.open_dataset(root / "baselines.nc") if (root / "baselines.nc").exists() else None
     names = [str(b) for b in baselines["baseline"].values] if baselines is not None else \
         ["true_value", "value_net", "zero"]
+    unbiased = baselines is not None and "relative_variance_unbiased" in baselines
+    variance_name = "relative_variance_unbiased" if unbiased else "relative_variance"
+    label = "rel. var. (unbiased)" if unbiased else "rel. var. (plug-in)"
     print("| task | algorithm | iteration | Fig. 1 pairwise cosine @2048 | Fig. 2 reference cosine @2048 | "
-          "Fig. 3 MRE GAE | Fig. 3 MRE returns | " + " | ".join(f"Fig. 4 rel. var. {n}" for n in names) + " |")
+          "Fig. 3 MRE GAE | Fig. 3 MRE returns | " + " | ".join(f"Fig. 4 {label} {n}" for n in names) + " |")
     print("|---|---|---|---|---|---|---|" + "---|" * len(names))
     for env in gradients["env"].values:
         for algo in gradients["algo"].values:
@@ -66,7 +71,7 @@ def main() -> None:
                 try:
                     b = baselines.sel(env=env, algo=algo, iteration=it, lambda_setting="paper")
                     b = b.sel(sample_count=b["sample_count"].values[np.argmin(abs(b["sample_count"].values - 2048))])
-                    cells += [_cell(b["relative_variance"].sel(baseline=n).values) for n in names]
+                    cells += [_cell(b[variance_name].sel(baseline=n).values) for n in names]
                 except (AttributeError, KeyError):
                     cells += ["–"] * len(names)
                 print(f"| {env} | {algo} | {int(it)} | " + " | ".join(cells) + " |")
