@@ -126,9 +126,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     receives a clipped to its action bounds, log π is of the unclipped a.
     Returns one ``Rollout`` per env (1-D time axis).
 
-    Speed (bench/sampler_throughput.py): each stream's noise ξ is drawn in one block of
-    ``step_counts[i]`` rows up front (the same numbers, in the same order, as one draw per
-    step), the policy and value net run once per step for all envs, and the chunk is stepped
+    Speed (bench/sampler_throughput.py): each stream's noise ξ is drawn in a few blocks of
+    rows (the same numbers, in the same order, as one draw per step), the policy and value net run once per step for all envs, and the chunk is stepped
     by ``pgprobe.mujoco_engine.make_chunk(envs, engine)``: gymnasium's MuJoCo v5 locomotion
     tasks with physics in C and observations, rewards and terminations vectorized over the
     chunk (bit-identical to ``env.step``), any other task by its own ``env.step`` below the
@@ -150,10 +149,21 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     limits = np.array([no_limit if limit is None else limit for limit in chunk.limits], np.int64)
     elapsed = np.zeros(env_count, np.int64)
 
-    # Action noise, time-major; zero rows after a stream's end.
+    # Action noise, time-major; zero rows after a stream's end.  Drawn in blocks of rows that
+    # double as the rollout goes on (the same numbers as one draw of step_counts[i] rows:
+    # numpy's generators fill sequentially), so single-episode streams, whose step count is
+    # only a guard (up to 10⁵ steps), draw about what their episodes use.
     noise_all = np.zeros((horizon, env_count, act_dim), np.float32)
-    for i, rng in enumerate(noise_rngs):
-        noise_all[:step_counts[i], i] = rng.standard_normal((int(step_counts[i]), act_dim), dtype=np.float32)
+    drawn = 0
+
+    def draw_noise_through(t: int) -> int:
+        end = min(horizon, max(2 * drawn, t + 1, 256))
+        for i, rng in enumerate(noise_rngs):
+            rows = min(end, int(step_counts[i])) - min(drawn, int(step_counts[i]))
+            if rows > 0:
+                start = min(drawn, int(step_counts[i]))
+                noise_all[start:start + rows, i] = rng.standard_normal((rows, act_dim), dtype=np.float32)
+        return end
 
     first = []
     for i, seed in enumerate(env_seeds):
@@ -192,6 +202,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         if not active:
             break
         rows = slice(None) if len(active) == env_count else np.asarray(active)
+        if t >= drawn:
+            drawn = draw_noise_through(t)
         noise = noise_all[t]
         if single_episode and len(active) < env_count:   # forward only the episodes still running
             mean = np.zeros((env_count, act_dim), np.float32)
@@ -241,8 +253,9 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             idx = sorted(final_raw)
             final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
             buf_next[t, idx] = value_fn(final_obs).reshape(-1)
-    # log π(a|s) = −½‖ξ‖² − Σ log σ − (d/2) log 2π, all steps at once.
-    buf_logp = -0.5 * np.sum(noise_all.astype(np.float64) ** 2, axis=2) - log_norm
+    # log π(a|s) = −½‖ξ‖² − Σ log σ − (d/2) log 2π, all steps at once (the steps run).
+    used = int(lengths.max())
+    buf_logp = -0.5 * np.sum(noise_all[:used].astype(np.float64) ** 2, axis=2) - log_norm
 
     results = []
     for i in range(env_count):
