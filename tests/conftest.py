@@ -30,7 +30,8 @@ TINY_STEPS = 512
 # that cost tens of seconds.
 XDIST_GROUP_OF_FIXTURE = {
     "tiny_workflow_dir": "tiny_workflow",
-    "slurm_cluster": "tiny_workflow",
+    "slurm_cluster_beside_tiny_workflow": "tiny_workflow",
+    "slurm_cluster": "slurm",           # the small SLURM tests: a worker of their own
     "touched_study": "touched_study",
     "uninterrupted_training": "train_delivery",
     "uninterrupted": "faults_training",

@@ -162,6 +162,15 @@ def slurm_cluster():
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def slurm_cluster_beside_tiny_workflow():
+    """The same cluster (shared: helpers.slurm_cluster), for the test that also needs the
+    local tiny run: it runs on that fixture's xdist worker (conftest XDIST_GROUP_OF_FIXTURE),
+    while the small SLURM tests run on another."""
+    with helpers.slurm_cluster() as cluster:
+        yield cluster
+
+
 SNAKEFILE_OK = textwrap.dedent(
     r'''
     localrules: all
@@ -320,7 +329,8 @@ def _comparable(ds):
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.timeout(TINY_SLURM_TIMEOUT_S)
-def test_tiny_config_through_slurm_matches_local_run(slurm_cluster, tiny_workflow_dir, tmp_path):
+def test_tiny_config_through_slurm_matches_local_run(slurm_cluster_beside_tiny_workflow, tiny_workflow_dir,
+                                                     tmp_path):
     """The whole tiny-config DAG through the real profile: every non-local job is a SLURM
     batch job (ungrouped rules one per rule instance, collect/figure/probe_values in group
     jobs), and every dataset equals the local run's with the same seeds."""
