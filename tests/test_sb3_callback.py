@@ -158,3 +158,13 @@ def test_steps_probe_runs_on_a_callback_checkpoint(trained, tmp_path):
     assert (steps["estimate_norm"].values > 0).all()
     assert steps["env_steps"].values.ravel().tolist() == [float((SAVED_ITERATION + 1) * N_ENVS * N_STEPS)]
     assert steps["iteration"].values.tolist() == [SAVED_ITERATION]
+    # the step SB3 actually took next (its own train() after the callback fired), recorded
+    # beside the sampled steps: its norm is that of SB3's real policy-parameter change
+    hp = load_checkpoint(trained["path"]).hyperparameters
+    names = pgprobe_parameter_names({"pi": hp["policy_hidden"], "vf": hp["value_hidden"]})
+    policy_names = names[:len(list(load_checkpoint(trained["path"]).policy.parameters()))]
+    change = torch.cat([(trained["after"]["params"][n] - trained["before"][n]).double().reshape(-1)
+                        for n in policy_names])
+    assert steps["recorded_step_norm"].item() == pytest.approx(change.norm().item(), rel=1e-6)
+    assert steps["recorded_step_sample_count"].item() == N_ENVS * N_STEPS
+    assert np.isfinite(steps["recorded_step_reference_cosine"].item())

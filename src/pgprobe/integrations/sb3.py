@@ -103,6 +103,18 @@ def replay_next_update(checkpoint):
     return sb3_ppo_updated_networks(checkpoint, next_update_batch(checkpoint), next_update_generator(checkpoint))
 
 
+def recorded_next_step(checkpoint) -> np.ndarray | None:
+    """Δθ = θ′ − θ0 of the policy update the agent actually made next (SB3's own, replayed
+    exactly by ``replay_next_update``), float64 in ``pgprobe.update.flat_params`` order (the
+    order of the steps probe's sampled steps); None for a checkpoint without a saved next update."""
+    if not checkpoint.next_update:
+        return None
+    from ..update import flat_params
+
+    policy, _, _ = replay_next_update(checkpoint)
+    return (flat_params(policy) - flat_params(checkpoint.policy)).double().numpy()
+
+
 def save_probe_checkpoint(model, out: str | Path, env_id: str | None = None, name: str | None = None) -> Path:
     """Write the probe-complete checkpoint of an SB3 PPO ``model`` at the end of a rollout
     (see the module docstring); returns ``out``."""

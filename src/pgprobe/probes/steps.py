@@ -134,13 +134,41 @@ def _run(checkpoint: str, settings: dict, workers: int | None) -> xr.Dataset:
     ds = common.similarity_dataset(
         quantity="update step", sample_counts=grid, estimates=steps, reference=reference,
         trajectory_counts=trajectories, mean_episode_lengths=lengths, reference_sample_count=ref_count,
-        reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len)
+        reference_trajectory_count=ref_traj, reference_mean_episode_length=ref_len,
+        extra=_recorded_step_variables(ckpt, reference))
     ds = common.add_variance_summary(ds, steps, "update step")
     ds = add_run_coords(ds, ckpt.env_id, ckpt.label, ckpt.seed, ckpt.iteration,
                         source=ckpt.source, env_steps=ckpt.env_steps)
     ds.attrs = provenance("steps", config_section=settings, checkpoint_sha256=ckpt.sha256,
                           estimator=f"{ckpt.algo} update step theta' - theta0 (pgprobe.update.update_step)")
     return ds
+
+
+def _recorded_step_variables(ckpt, reference: np.ndarray) -> dict:
+    """The step the agent actually took next, where the checkpoint saved it (SB3 through
+    ``pgprobe.integrations.sb3.ProbeCheckpointCallback``: its rollout buffer and minibatch
+    order, replayed exactly): its cosine with the reference step and its norm, beside the
+    sampled estimates at the same batch size.  NaN (sample count 0) for other checkpoints."""
+    from ..datasets import variable
+    from ..integrations.sb3 import recorded_next_step
+
+    recorded = recorded_next_step(ckpt)
+    cosine, norm, count = np.nan, np.nan, 0
+    if recorded is not None:
+        norm = float(np.linalg.norm(recorded))
+        ref_norm = float(np.linalg.norm(reference))
+        if norm > 0 and ref_norm > 0:
+            cosine = float(recorded @ reference / (norm * ref_norm))
+        count = int(len(ckpt.next_update["observations"]))
+    where = "the update the agent actually made next (its own rollout buffer, saved by ProbeCheckpointCallback)"
+    return {
+        "recorded_step_reference_cosine": variable((), cosine, f"cosine similarity between {where} and the "
+                                                   "reference update step (NaN: no saved next update)", "1"),
+        "recorded_step_norm": variable((), norm, f"Euclidean norm of {where} (NaN: no saved next update)",
+                                       "parameter units"),
+        "recorded_step_sample_count": variable((), count, "state-action pairs behind the recorded step (0: none "
+                                               "saved)", "state-action pairs"),
+    }
 
 
 def _cmd_steps(args) -> None:
