@@ -214,6 +214,47 @@ def test_c4_is_paired_over_streams_and_pools_the_signal():
     assert width(at_batch) > width(paired)      # one sample count's signal is the noisier
 
 
+def _baselines_with_vanishing_worse_signal(seeds=(0, 1, 2), iterations=(100, 500)) -> xr.Dataset:
+    """C4b's arms: value_net = G + ε (relative variance 8 at N = 2048), zero = η with E η = 0
+    (no signal: its relative variance is infinite), 24 times value_net's noise trace: its
+    unbiased signal Ŝ is ≤ 0 in about half of the draws."""
+    from pgprobe.stats import gram_matrix
+
+    rng = np.random.default_rng(11)
+    dims, count_m, counts = 400, 8, [1024, 2048, 4096]
+    parts = []
+    for seed in seeds:
+        for it in iterations:
+            mean = rng.normal(size=dims)
+            mean *= 1.0 / np.linalg.norm(mean)
+            grams = np.zeros((1, 3, len(counts), count_m, count_m))
+            for c, n in enumerate(counts):
+                value_net = mean + rng.normal(0, np.sqrt(8.0 * 2048 / n / dims), (count_m, dims))
+                zero = rng.normal(0, np.sqrt(24 * 8.0 * 2048 / n / dims), (count_m, dims))
+                grams[0, 0, c], grams[0, 1, c], grams[0, 2, c] = gram_matrix(value_net), gram_matrix(value_net), \
+                    gram_matrix(zero)
+            b = xr.Dataset({"gram": (("lambda_setting", "baseline", "sample_count", "estimate", "other_estimate"),
+                                     grams)},
+                           coords={"lambda_setting": ["paper"], "baseline": ["true_value", "value_net", "zero"],
+                                   "sample_count": counts})
+            parts.append(add_run_coords(b, "Hopper-v5", "ppo", seed, it))
+    return xr.combine_by_coords(parts)
+
+
+def test_c4_orders_a_vanishing_signal_beyond_every_finite_variance():
+    """A baseline with no signal has an infinite relative variance: replicates where its pooled
+    Ŝ ≤ 0 are +inf for "value net better than zero", not undefined, so the CI's lower end stays
+    finite and the claim is decided (it was inconclusive, CI (−inf, inf), when such replicates
+    counted as beyond both ends)."""
+    ds = claims.evaluate({"baselines": _baselines_with_vanishing_worse_signal()}, SETTINGS)
+    c4b = ds.sel(claim="C4b")
+    assert np.isfinite(float(c4b["ci_low"])) and float(c4b["ci_low"]) > 0
+    assert c4b["verdict"].item() == "reproduced"
+    assert claims.pooled_log_ratio([np.array([1.0, -0.1, 1.0, 0.2])]) == np.inf
+    assert claims.pooled_log_ratio([np.array([1.0, 0.2, 1.0, -0.1])]) == -np.inf
+    assert np.isnan(claims.pooled_log_ratio([np.array([1.0, -0.2, 1.0, -0.1])]))
+
+
 def _landscape_episodes(correlation_by_iteration: dict, seeds=(0, 1, 2), episodes=12) -> xr.Dataset:
     """Grids whose true reward (episode means) correlates with the surrogate with the given sign."""
     rng = np.random.default_rng(5)

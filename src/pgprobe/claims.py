@@ -14,8 +14,10 @@ drawn unit its raw values too, so a study with one seed still carries the sampli
 of its estimates, and seeds and checkpoints add theirs.
 
 A claim resting on one number (one unit and nothing to resample: a zero-width CI) is
-*inconclusive*, whatever the number.  Replicates whose statistic is undefined (a pooled signal
-≤ 0) lie beyond both ends of the CI (±inf when they exceed the tail share).  Verdict against the claim's threshold t and direction: for "<" (the claim says the
+*inconclusive*, whatever the number.  In C4, a replicate where one arm's pooled signal is ≤ 0
+has that arm's relative variance beyond every finite value (statistic ±inf, ordered as such);
+replicates whose statistic is undefined (both arms' signals ≤ 0) lie beyond both ends of the
+CI (±inf when they exceed the tail share).  Verdict against the claim's threshold t and direction: for "<" (the claim says the
 statistic is below t) *reproduced* if the CI's upper end is below t, *contradicted* if its
 lower end is above t, else *inconclusive at this sample size*; ">" mirrored.  A claim whose
 data are missing from the study is *not measured*.
@@ -279,16 +281,25 @@ def _baseline_ratio(worse: str, better: str):
 def pooled_log_ratio(components: list) -> float:
     """C4's statistic: log(R_w / R_b), R = Σ_u T̃_u / Σ_u S̃_u over units u, each unit's four
     components divided by its mean noise (T_w + T_b)/2 so that every unit weighs alike.  A
-    ratio of pooled unbiased estimates (see ``stats.unbiased_relative_variance``): defined when
-    the pooled signals are positive, where a per-unit ratio is undefined for every unit whose
-    own Ŝ ≤ 0.  NaN when a pooled signal is ≤ 0."""
+    ratio of pooled unbiased estimates (see ``stats.unbiased_relative_variance``), where a
+    per-unit ratio is undefined for every unit whose own Ŝ ≤ 0.
+
+    Equivalently log(SNR_b / SNR_w) with SNR = S̃ / T̃, defined for any S̃: an arm whose pooled
+    signal is ≤ 0 has SNR ≤ 0, below every positive one (its relative variance beyond every
+    finite value), so the statistic is +∞ when only the worse arm's signal is ≤ 0 and −∞
+    when only the better arm's is: the order a percentile bootstrap needs (it is invariant
+    under monotone maps).  NaN (undefined) only when both pooled signals are ≤ 0."""
     rows = np.array([c / ((c[0] + c[2]) / 2) if (c[0] + c[2]) > 0 else c * np.nan for c in components])
     rows = rows[np.isfinite(rows).all(1)]
     if not rows.size:
         return math.nan
     noise_w, signal_w, noise_b, signal_b = rows.sum(0)
-    if signal_w <= 0 or signal_b <= 0:
+    if signal_w <= 0 and signal_b <= 0:
         return math.nan
+    if signal_w <= 0:
+        return math.inf
+    if signal_b <= 0:
+        return -math.inf
     return float(np.log((noise_w / signal_w) / (noise_b / signal_b)))
 
 
@@ -485,7 +496,10 @@ def bootstrap(units: list, resamples: int, seed: int, level: float = 0.95,
     tail = (1 - level) / 2
     undefined = int(np.isnan(replicates).sum())
     if undefined == 0:
-        return statistic, float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail))
+        # ±∞ replicates (``pooled_log_ratio``): order statistics, no interpolation with an infinity
+        method = "inverted_cdf" if np.isinf(replicates).any() else "linear"
+        return (statistic, float(np.quantile(replicates, tail, method=method)),
+                float(np.quantile(replicates, 1 - tail, method=method)))
     if undefined > tail * resamples:
         return statistic, -math.inf, math.inf
     finite = np.sort(replicates[~np.isnan(replicates)])
