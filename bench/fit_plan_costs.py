@@ -1,7 +1,8 @@
 """Fit ``pgprobe plan``'s cost coefficients (src/pgprobe/plan_costs.yaml) from measured studies.
 
     python bench/fit_plan_costs.py --study DIR CONFIG [--study DIR CONFIG ...] \\
-        [--env-cost-envs Hopper-v5 Walker2d-v5 Humanoid-v5] --out src/pgprobe/plan_costs.yaml
+        [--env-cost-envs Hopper-v5 Walker2d-v5 Humanoid-v5] [--keep-task-rules Humanoid-v5] \
+        --out src/pgprobe/plan_costs.yaml
     python bench/fit_plan_costs.py --validate DIR CONFIG [CONFIG ...]   # the packaged costs
 
 Each study is a finished workflow directory (its ``benchmarks/`` files, Snakemake's CPU
@@ -160,6 +161,9 @@ def main() -> None:
     parser.add_argument("--costs", help="without --study: the costs file to validate (default: packaged)")
     parser.add_argument("--env-cost-envs", nargs="+", default=["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
     parser.add_argument("--env-cost-steps", type=int, default=2048)
+    parser.add_argument("--keep-task-rules", nargs="+", default=[], metavar="ENV",
+                        help="tasks none of the studies ran: keep their per-task rates (task_rules) and "
+                             "episode lengths from --costs (default: the packaged file), as measured there")
     parser.add_argument("--commit", help="commit the studies ran at (with --study)")
     parser.add_argument("--machine", help="with --study")
     parser.add_argument("--out", help="with --study: the costs file to write")
@@ -244,6 +248,17 @@ def fit(args, planning, plans: list) -> dict:
                         for env, rules in sorted(task_rules.items()) for r, own in rules.items() if r == rule))
     costs["rules"]["default"] = {"overhead_cpu_s": round(probe_overhead, 2), "jobs_measured": 0,
                                  "base_mb": max(e["base_mb"] for e in costs["rules"].values())}
+    if args.keep_task_rules:
+        kept = planning.load_costs(args.costs)
+        for env in args.keep_task_rules:
+            if env in task_rules:
+                raise SystemExit(f"--keep-task-rules {env}: the studies measured {env}; fit it instead")
+            task_rules[env] = kept["task_rules"][env]
+            costs["episode_length"][env] = kept["episode_length"][env]
+            if env in kept.get("landscape_episode_fraction", {}):
+                costs["landscape_episode_fraction"][env] = kept["landscape_episode_fraction"][env]
+        costs["measured"]["kept"] = (f"task_rules and episode lengths of {', '.join(args.keep_task_rules)} "
+                                     f"from {kept['measured']['commit']} ({kept['measured']['studies']})")
     costs["task_rules"] = dict(task_rules)
     Path(args.out).write_text("# pgprobe plan's cost coefficients: written by bench/fit_plan_costs.py (see its docstring).\n"
                               + yaml.safe_dump(costs, sort_keys=False))
