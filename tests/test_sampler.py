@@ -122,3 +122,33 @@ def test_single_episode_streams_equal_a_plain_loop_over_running_episodes():
         assert got.episode_returns == [returns[i]] and got.episode_lengths == [lengths[i]]
     r, n = episode_returns(agent, keys, chunk_size=len(keys), max_episode_steps=100_000)
     assert list(r) == returns and list(n) == lengths
+
+
+@pytest.mark.parametrize("env_id, single_episode, counts", [
+    ("Hopper-v5", False, [300, 120, 300, 250, 60, 300, 300]),     # uneven, a short last chunk
+    ("Hopper-v5", True, [1000] * 7),                               # episodes end at different steps
+    ("Pendulum-v1", False, [450, 450, 420, 450, 450, 450, 300]),  # time limits: V(final obs) per chunk
+    ("Humanoid-v5", False, [40, 40, 25, 40, 40, 40, 40]),
+])
+def test_chunks_stepped_together_equal_chunks_run_alone(env_id, single_episode, counts):
+    """A worker call steps consecutive chunks in lockstep (rollout's blocks): every stream's
+    rollout is bit for bit the one its chunk gives alone (float32 forward passes depend on
+    the batch size, so each chunk must still be forwarded as its own batch)."""
+    from pgprobe.envs import env_dims
+    from pgprobe.sampling import _run_chunk, chunked
+
+    obs_dim, act_dim = env_dims(env_id)
+    agent = _agent(env_id, obs_dim, act_dim)
+    streams = [StreamSpec((9, i), n, single_episode=single_episode) for i, n in enumerate(counts)]
+    alone = [r for chunk in chunked(streams, 3) for r in _run_chunk(agent, chunk, False, None)]
+    together = _run_chunk(agent, streams, False, None, block_size=3)
+    sampled = sample_streams(agent, streams, workers=1, chunk_size=3)
+    fields = ("obs", "actions", "log_probs", "values", "next_values", "rewards", "raw_rewards",
+              "terminated", "truncated", "segment_end")
+    for a, b, c in zip(alone, together, sampled):
+        for name in fields:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+            np.testing.assert_array_equal(getattr(a, name), getattr(c, name), err_msg=name)
+        assert a.episode_returns == b.episode_returns == c.episode_returns
+    if env_id == "Pendulum-v1":
+        assert any(r.truncated.any() for r in alone)

@@ -105,13 +105,69 @@ class Rollout:
         return int(self.rewards.size)
 
 
+class _BlockForward:
+    """A net applied to the rows of a rollout's envs block by block (see ``rollout``'s
+    ``block_size``): per block one call on its rows, or on its running rows only where
+    ``only_running`` and the block is partly stopped; blocks with no running row are not
+    forwarded (their output rows are 0).  Whole blocks go through a ``NumpyMLP`` as one
+    stacked (blocks, block_size, features) matmul: numpy runs a separate gemm per block,
+    so each block's bits are those of its own call."""
+
+    def __init__(self, env_count: int, block_size: int):
+        self.env_count, self.block_size = env_count, block_size
+        self.starts = list(range(0, env_count, block_size))
+        self.whole = [b for b in self.starts if b + block_size <= env_count]
+
+    def rows_by_block(self, rows: Sequence[int]) -> list[list[int]]:
+        """Sorted env ``rows`` split by block (one call per block, as the blocks alone)."""
+        out: dict[int, list[int]] = {}
+        for i in rows:
+            out.setdefault(i // self.block_size, []).append(i)
+        return list(out.values())
+
+    def __call__(self, fn: Callable, x: np.ndarray, running: np.ndarray, only_running: bool) -> np.ndarray:
+        size, count = self.block_size, self.env_count
+        if size >= count:                                     # one block: the plain call
+            if running.all() or not only_running:
+                return fn(x) if running.any() else np.zeros((count, 1), np.float32)
+        stack, singles = [], []
+        for start in self.starts:
+            part = running[start:start + size]
+            if not part.any():
+                continue
+            if only_running and not part.all():
+                singles.append(start + np.flatnonzero(part))
+            elif start + size <= count and isinstance(fn, NumpyMLP):
+                stack.append(start)
+            else:
+                singles.append(np.arange(start, min(start + size, count)))
+        pieces = []
+        if stack:
+            if len(stack) == len(self.whole) == count // size and count % size == 0:
+                index = slice(None)
+                stacked = x.reshape(len(stack), size, -1)
+            else:
+                index = np.concatenate([np.arange(b, b + size) for b in stack])
+                stacked = x[index].reshape(len(stack), size, -1)
+            out = fn(stacked)
+            pieces.append((index, out.reshape(len(stack) * size, -1)))
+        pieces += [(rows, fn(x[rows])) for rows in singles]
+        if len(pieces) == 1 and isinstance(pieces[0][0], slice):
+            return pieces[0][1]
+        width = pieces[0][1].shape[-1] if pieces else 1
+        result = np.zeros((count, width), pieces[0][1].dtype if pieces else np.float32)
+        for rows, values in pieces:
+            result[rows] = values
+        return result
+
+
 def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], log_std: np.ndarray,
             value_fn: Callable[[np.ndarray], np.ndarray], step_counts: Sequence[int],
             noise_rngs: Sequence[np.random.Generator], env_seeds: Sequence[int],
             observe: Callable[..., np.ndarray], scale_rewards: Callable[[np.ndarray, np.ndarray], np.ndarray],
             update_normalizers: bool = False, record_states: bool = False,
             starts: Sequence | None = None, single_episode: bool = False,
-            engine: str | None = None) -> list[Rollout]:
+            engine: str | None = None, block_size: int | None = None) -> list[Rollout]:
     """Step ``envs`` in lockstep from fresh resets; env i runs ``step_counts[i]`` steps.
 
     ``starts[i]`` (a ``pgprobe.envs.RestorePoint`` or None): after its seeded reset, env i
@@ -133,10 +189,19 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     chunk (bit-identical to ``env.step``), any other task by its own ``env.step`` below the
     TimeLimit/OrderEnforcing wrappers; the time limit (``max_episode_steps``) is applied
     here.  ``engine``: ``auto`` or ``gymnasium`` (None: the PGPROBE_SAMPLING_ENGINE setting).
+
+    ``block_size``: the envs are consecutive blocks of this many (the last may be shorter),
+    each forwarded through the nets exactly as a rollout of that block alone would forward
+    it (one call per block and step, on the block's rows), so every stream's numbers are
+    those of the rollout of its own block, bit for bit: a float32 matmul's rounding depends
+    on its batch size.  Whole blocks go through a ``NumpyMLP`` in one stacked matmul (numpy
+    runs one gemm per block), so a group of blocks costs fewer Python and numpy calls per
+    step than its blocks one by one.  None: one block of all envs.
     """
     from .mujoco_engine import make_chunk
 
     env_count = len(envs)
+    forward = _BlockForward(env_count, block_size or env_count)
     step_counts = np.asarray(step_counts, int)
     horizon = int(step_counts.max())
     act_dim = log_std.shape[0]
@@ -191,7 +256,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     episode_lengths: list[list[int]] = [[] for _ in range(env_count)]
     running_return = np.zeros(env_count)
     trajectories = [1] * env_count
-    values = value_fn(obs).reshape(-1).astype(np.float64)
+    all_rows = np.ones(env_count, bool)
+    values = forward(value_fn, obs, all_rows, False).reshape(-1).astype(np.float64)
     all_active = list(range(env_count))
     lengths = step_counts.copy()         # shortened where single_episode ends a stream early
     last_steps = [int(n) - 1 for n in step_counts]
@@ -205,11 +271,12 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         if t >= drawn:
             drawn = draw_noise_through(t)
         noise = noise_all[t]
-        if single_episode and len(active) < env_count:   # forward only the episodes still running
-            mean = np.zeros((env_count, act_dim), np.float32)
-            mean[active] = agent_policy(obs[active])
-        else:
-            mean = agent_policy(obs)
+        running = all_rows
+        if len(active) < env_count:
+            running = np.zeros(env_count, bool)
+            running[active] = True
+        # single_episode: forward only the episodes still running (per block)
+        mean = forward(agent_policy, obs, running, single_episode)
         actions = mean + std * noise
         buf_obs[t], buf_act[t], buf_val[t] = obs, actions, values
         clipped = np.minimum(np.maximum(actions, low), high)
@@ -243,16 +310,12 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
         dones = buf_term[t] | buf_trunc[t]
         buf_rew[t] = scale_rewards(buf_raw_rew[t], dones)
         obs = observe(raw, update_normalizers)
-        if single_episode and len(active) < env_count:
-            values = np.zeros(env_count)
-            values[active] = value_fn(obs[active]).reshape(-1)
-        else:
-            values = value_fn(obs).reshape(-1).astype(np.float64)
+        values = forward(value_fn, obs, running, single_episode).reshape(-1).astype(np.float64)
         buf_next[t] = values
         if final_raw:
-            idx = sorted(final_raw)
-            final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
-            buf_next[t, idx] = value_fn(final_obs).reshape(-1)
+            for idx in forward.rows_by_block(sorted(final_raw)):
+                final_obs = observe(np.stack([final_raw[i] for i in idx]), False)
+                buf_next[t, idx] = value_fn(final_obs).reshape(-1)
     # log π(a|s) = −½‖ξ‖² − Σ log σ − (d/2) log 2π, all steps at once (the steps run).
     used = int(lengths.max())
     buf_logp = -0.5 * np.sum(noise_all[:used].astype(np.float64) ** 2, axis=2) - log_norm
@@ -301,7 +364,7 @@ def stream_rngs(seed_key: tuple) -> tuple[int, np.random.Generator]:
 
 
 def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states: bool,
-               reduce: Callable | None):
+               reduce: Callable | None, block_size: int | None = None):
     from .envs import make_env  # workers import lazily (fork-safe)
 
     envs = [make_env(agent.env_id, _checked=True) for _ in streams]
@@ -313,7 +376,7 @@ def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states:
                        [s.step_count for s in streams], rngs, seeds,
                        agent.observe, agent.scale_rewards, record_states=record_states,
                        starts=None if all(x is None for x in starts) else starts,
-                       single_episode=streams[0].single_episode)
+                       single_episode=streams[0].single_episode, block_size=block_size)
     for env in envs:
         env.close()
     if reduce is not None:
@@ -336,7 +399,8 @@ def sample_streams(agent: FrozenAgent, streams: Sequence[StreamSpec], workers: i
     computed inside the worker, when given: use it to keep large samples out of IPC).
 
     Results do not depend on ``workers``: chunks of ``chunk_size`` consecutive streams are
-    the unit of work.  ``reduce`` must be picklable (a module-level function or partial).
+    the unit of the numbers (each chunk's forward passes are batched alone, bit for bit); a
+    worker call steps a group of consecutive chunks in lockstep (``grouped``).  ``reduce`` must be picklable (a module-level function or partial).
     """
     from tqdm import tqdm
 
@@ -344,19 +408,51 @@ def sample_streams(agent: FrozenAgent, streams: Sequence[StreamSpec], workers: i
     if workers < 1:
         raise ValueError(f"workers={workers}: expected at least 1")
     chunks = chunked(streams, chunk_size)
+    groups = grouped(chunks, workers, int(np.size(agent.obs_mean)), record_states)
     bar = tqdm(total=sum(s.step_count for s in streams), unit="step", desc=progress,
                disable=progress is None, mininterval=2.0)
     results: list = []
-    if workers == 1 or len(chunks) == 1:
-        for chunk in chunks:
-            results.extend(_run_chunk(agent, chunk, record_states, reduce))
-            bar.update(sum(s.step_count for s in chunk))
+    if workers == 1 or len(groups) == 1:
+        for group in groups:
+            results.extend(_run_chunk(agent, group, record_states, reduce, chunk_size))
+            bar.update(sum(s.step_count for s in group))
     else:
         ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-            futures = [pool.submit(_run_chunk, agent, chunk, record_states, reduce) for chunk in chunks]
-            for chunk, future in zip(chunks, futures):
+        with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=ctx) as pool:
+            futures = [pool.submit(_run_chunk, agent, group, record_states, reduce, chunk_size) for group in groups]
+            for group, future in zip(groups, futures):
                 results.extend(future.result())
-                bar.update(sum(s.step_count for s in chunk))
+                bar.update(sum(s.step_count for s in group))
     bar.close()
     return results
+
+
+# A worker call steps consecutive chunks in lockstep (``rollout``'s blocks: each chunk's numbers
+# are its own, bit for bit) while their buffers stay under this many bytes.
+GROUP_BUFFER_BYTES = 64 * 2 ** 20
+
+
+def grouped(chunks: list[list[StreamSpec]], workers: int, obs_dim: int,
+            record_states: bool = False) -> list[list[StreamSpec]]:
+    """Consecutive ``chunks`` joined into worker calls: at least two calls per worker where
+    there are enough chunks, chunks of one kind (single-episode or not) per call, and each
+    call's rollout buffers (≈ steps × streams × (4·obs_dim + 64 [+ 800 with states]) bytes)
+    under GROUP_BUFFER_BYTES.  Results do not depend on the grouping."""
+    if not chunks:
+        return []
+    per_worker_call = len(chunks) if workers <= 1 else math.ceil(len(chunks) / (2 * workers))
+    groups: list[list[StreamSpec]] = []
+    current: list[StreamSpec] = []
+    count = 0
+    for chunk in chunks:
+        horizon = max(s.step_count for s in current + chunk)
+        bytes_per = horizon * (4 * obs_dim + 64 + (800 if record_states else 0))
+        fits = (count < per_worker_call and bytes_per * (len(current) + len(chunk)) <= GROUP_BUFFER_BYTES
+                and all(s.single_episode == chunk[0].single_episode for s in current))
+        if current and not fits:
+            groups.append(current)
+            current, count = [], 0
+        current = current + list(chunk)
+        count += 1
+    groups.append(current)
+    return groups
