@@ -151,7 +151,8 @@ class _BlockForward:
                 stacked = x[index].reshape(len(stack), size, -1)
             out = fn(stacked)
             pieces.append((index, out.reshape(len(stack) * size, -1)))
-        pieces += [(rows, fn(x[rows])) for rows in singles]
+        # a net may return (rows,) or (rows, k): rows first either way
+        pieces += [(rows, np.asarray(fn(x[rows])).reshape(len(rows), -1)) for rows in singles]
         if len(pieces) == 1 and isinstance(pieces[0][0], slice):
             return pieces[0][1]
         width = pieces[0][1].shape[-1] if pieces else 1
