@@ -64,3 +64,22 @@ def test_cli_writes_the_table(tmp_path, capsys):
     capsys.readouterr()
     assert main(["power", "--datasets", "gradients", "--config", "config.yaml"]) == 2
     assert "expected NAME=PATH" in capsys.readouterr().err
+
+
+def test_cli_plans_with_the_configs_claims_section(tmp_path):
+    """The planned study's `claims:` settings apply to the source's statistics: with
+    c6_early_iteration 0, C6a reads the default run's iteration-0 grids (where TRPO's agree),
+    not iteration 100 (where they do not)."""
+    root = "docs/measurements/default_run"
+    study = tmp_path / "study.yaml"
+    study.write_text("probe_iterations:\n  default: [0, 100, 300]\nclaims:\n  c6_early_iteration: 0\n")
+
+    def c6a(configs):
+        out = tmp_path / "power.tsv"
+        assert main(["power", "--datasets", f"landscapes={root}/datasets/landscapes.nc", "--config", *configs,
+                     "--replicates", "20", "--out", str(out)]) == 0
+        rows = [line.split("\t") for line in out.read_text().splitlines()]
+        return float(next(r for r in rows[1:] if r[0] == "C6a")[rows[0].index("statistic")])
+
+    assert c6a(["config.yaml"]) < 0 < c6a(["config.yaml", str(study)])
+

@@ -40,6 +40,7 @@ untrained policy's statistics differ from trained ones': they are not units like
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -294,7 +295,9 @@ def _cmd(args) -> None:
     datasets = open_named_datasets(args.datasets)
     source_claims = open_dataset(args.claims, kind="claims") if args.claims else None
     config = merge_configs(args.config)
-    rows = plan(datasets, config, args.settings, source_claims, args.replicates)
+    # the planned study's own claims section (e.g. c6_early_iteration), --settings on top
+    settings = {**(config.get("claims") or {}), **(json.loads(args.settings) if args.settings else {})}
+    rows = plan(datasets, config, settings, source_claims, args.replicates)
     text = markdown(rows)
     if args.table:
         with atomic_output(args.table) as tmp:
@@ -319,7 +322,7 @@ def add_parser(subparsers) -> None:
                         "scaled from its CI)")
     parser.add_argument("--config", nargs="+", required=True, metavar="FILE",
                         help="the config(s) to plan for, merged in order")
-    parser.add_argument("--settings", help="JSON object: the config section claims")
+    parser.add_argument("--settings", help="JSON object over the config's section claims (default: that section)")
     parser.add_argument("--replicates", type=positive_int, default=300, help="within-unit replicates (default 300)")
     parser.add_argument("--table", help="write the markdown table here")
     parser.add_argument("--out", help="write a TSV here")
