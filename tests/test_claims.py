@@ -166,14 +166,14 @@ def test_a_single_number_is_inconclusive():
     assert row["verdict"].item() == "inconclusive"
 
 
-def _baselines_with_gram(permute_worse: bool, seeds=(0, 1, 2), iterations=(100, 500)) -> xr.Dataset:
-    """Arms on the same streams: value_net = G + ε_i + η_i, true_value = G + ε_i (ε shared by
-    stream i, η the value net's own extra noise), so the value net's relative variance is the
-    larger, by tr(Σ_ε + Σ_η)/tr Σ_ε = 1.125.  ``permute_worse`` shuffles the value net's stream
-    order: each arm's own statistics are unchanged, the pairing is gone."""
+def _gram_baselines(arms, rng_seed: int, seeds=(0, 1, 2), iterations=(100, 500)) -> xr.Dataset:
+    """A baselines dataset of per-stream Gram matrices: per run and sample count N,
+    ``arms(rng, mean, scale)`` gives the (true_value, value_net, zero) estimates (8 × 400),
+    ``mean`` the unit-norm true gradient G, ``scale`` = 2048 / N / 400 (noise variance per
+    coordinate that makes a trace-8 noise at N = 2048 when multiplied by 8)."""
     from pgprobe.stats import gram_matrix
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(rng_seed)
     dims, count_m, counts = 400, 8, [1024, 2048, 4096]
     parts = []
     for seed in seeds:
@@ -182,20 +182,30 @@ def _baselines_with_gram(permute_worse: bool, seeds=(0, 1, 2), iterations=(100, 
             mean *= 1.0 / np.linalg.norm(mean)
             grams = np.zeros((1, 3, len(counts), count_m, count_m))
             for c, n in enumerate(counts):
-                shared = rng.normal(0, np.sqrt(8.0 * 2048 / n / dims), (count_m, dims))
-                extra = rng.normal(0, np.sqrt(1.0 * 2048 / n / dims), (count_m, dims))
-                worse = mean + shared + extra
-                if permute_worse:
-                    worse = worse[rng.permutation(count_m)]
-                better = mean + shared
-                grams[0, 0, c], grams[0, 1, c], grams[0, 2, c] = gram_matrix(better), gram_matrix(worse), \
-                    gram_matrix(better)
+                for a, estimates in enumerate(arms(rng, mean, 2048 / n / dims)):
+                    grams[0, a, c] = gram_matrix(estimates)
             b = xr.Dataset({"gram": (("lambda_setting", "baseline", "sample_count", "estimate", "other_estimate"),
                                      grams)},
                            coords={"lambda_setting": ["paper"], "baseline": ["true_value", "value_net", "zero"],
                                    "sample_count": counts})
             parts.append(add_run_coords(b, "Hopper-v5", "ppo", seed, it))
     return xr.combine_by_coords(parts)
+
+
+def _baselines_with_gram(permute_worse: bool, seeds=(0, 1, 2), iterations=(100, 500)) -> xr.Dataset:
+    """Arms on the same streams: value_net = G + ε_i + η_i, true_value = G + ε_i (ε shared by
+    stream i, η the value net's own extra noise), so the value net's relative variance is the
+    larger, by tr(Σ_ε + Σ_η)/tr Σ_ε = 1.125.  ``permute_worse`` shuffles the value net's stream
+    order: each arm's own statistics are unchanged, the pairing is gone."""
+    def arms(rng, mean, scale):
+        shared = rng.normal(0, np.sqrt(8.0 * scale), (8, mean.size))
+        extra = rng.normal(0, np.sqrt(1.0 * scale), (8, mean.size))
+        worse = mean + shared + extra
+        if permute_worse:
+            worse = worse[rng.permutation(8)]
+        better = mean + shared
+        return better, worse, better
+    return _gram_baselines(arms, 7, seeds, iterations)
 
 
 def test_c4_is_paired_over_streams_and_pools_the_signal():
@@ -218,27 +228,11 @@ def _baselines_with_vanishing_worse_signal(seeds=(0, 1, 2), iterations=(100, 500
     """C4b's arms: value_net = G + ε (relative variance 8 at N = 2048), zero = η with E η = 0
     (no signal: its relative variance is infinite), 24 times value_net's noise trace: its
     unbiased signal Ŝ is ≤ 0 in about half of the draws."""
-    from pgprobe.stats import gram_matrix
-
-    rng = np.random.default_rng(11)
-    dims, count_m, counts = 400, 8, [1024, 2048, 4096]
-    parts = []
-    for seed in seeds:
-        for it in iterations:
-            mean = rng.normal(size=dims)
-            mean *= 1.0 / np.linalg.norm(mean)
-            grams = np.zeros((1, 3, len(counts), count_m, count_m))
-            for c, n in enumerate(counts):
-                value_net = mean + rng.normal(0, np.sqrt(8.0 * 2048 / n / dims), (count_m, dims))
-                zero = rng.normal(0, np.sqrt(24 * 8.0 * 2048 / n / dims), (count_m, dims))
-                grams[0, 0, c], grams[0, 1, c], grams[0, 2, c] = gram_matrix(value_net), gram_matrix(value_net), \
-                    gram_matrix(zero)
-            b = xr.Dataset({"gram": (("lambda_setting", "baseline", "sample_count", "estimate", "other_estimate"),
-                                     grams)},
-                           coords={"lambda_setting": ["paper"], "baseline": ["true_value", "value_net", "zero"],
-                                   "sample_count": counts})
-            parts.append(add_run_coords(b, "Hopper-v5", "ppo", seed, it))
-    return xr.combine_by_coords(parts)
+    def arms(rng, mean, scale):
+        value_net = mean + rng.normal(0, np.sqrt(8.0 * scale), (8, mean.size))
+        zero = rng.normal(0, np.sqrt(24 * 8.0 * scale), (8, mean.size))
+        return value_net, value_net, zero
+    return _gram_baselines(arms, 11, seeds, iterations)
 
 
 def test_c4_orders_a_vanishing_signal_beyond_every_finite_variance():
