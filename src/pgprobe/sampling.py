@@ -116,7 +116,6 @@ class _BlockForward:
     def __init__(self, env_count: int, block_size: int):
         self.env_count, self.block_size = env_count, block_size
         self.starts = list(range(0, env_count, block_size))
-        self.whole = [b for b in self.starts if b + block_size <= env_count]
 
     def rows_by_block(self, rows: Sequence[int]) -> list[list[int]]:
         """Sorted env ``rows`` split by block (one call per block, as the blocks alone)."""
@@ -143,7 +142,7 @@ class _BlockForward:
                 singles.append(np.arange(start, min(start + size, count)))
         pieces = []
         if stack:
-            if len(stack) == len(self.whole) == count // size and count % size == 0:
+            if len(stack) * size == count:                   # every env, in order: a view
                 index = slice(None)
                 stacked = x.reshape(len(stack), size, -1)
             else:
@@ -184,7 +183,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     Returns one ``Rollout`` per env (1-D time axis).
 
     Speed (bench/sampler_throughput.py): each stream's noise ξ is drawn in a few blocks of
-    rows (the same numbers, in the same order, as one draw per step), the policy and value net run once per step for all envs, and the chunk is stepped
+    rows (the same numbers, in the same order, as one draw per step), the policy and value
+    net run once per step for all envs, and the chunk is stepped
     by ``pgprobe.mujoco_engine.make_chunk(envs, engine)``: gymnasium's MuJoCo v5 locomotion
     tasks with physics in C and observations, rewards and terminations vectorized over the
     chunk (bit-identical to ``env.step``), any other task by its own ``env.step`` below the
