@@ -17,7 +17,8 @@ A claim resting on one number (one unit and nothing to resample: a zero-width CI
 *inconclusive*, whatever the number.  In C4, a replicate where one arm's pooled signal is ≤ 0
 has that arm's relative variance beyond every finite value (statistic ±inf, ordered as such);
 replicates whose statistic is undefined (both arms' signals ≤ 0) lie beyond both ends of the
-CI (±inf when they exceed the tail share).  Verdict against the claim's threshold t and direction: for "<" (the claim says the
+CI (±inf when they exceed the tail share).  Verdict against the claim's threshold t and
+direction: for "<" (the claim says the
 statistic is below t) *reproduced* if the CI's upper end is below t, *contradicted* if its
 lower end is above t, else *inconclusive at this sample size*; ">" mirrored.  A claim whose
 data are missing from the study is *not measured*.
