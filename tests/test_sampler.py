@@ -152,3 +152,31 @@ def test_chunks_stepped_together_equal_chunks_run_alone(env_id, single_episode, 
         assert a.episode_returns == b.episode_returns == c.episode_returns
     if env_id == "Pendulum-v1":
         assert any(r.truncated.any() for r in alone)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Walker2d-v5", "Humanoid-v5"])
+def test_kept_environments_sample_what_new_ones_sample(env_id, monkeypatch):
+    """A process keeps its MuJoCo v5 environments for the next chunk (``gym.make`` costs as
+    much as ~50 Hopper steps): after other streams left them mid-episode, a seeded reset makes
+    them give every number a new environment gives, simulator states included (time, qacc
+    warm start).  Environments whose reset may not restore everything are never kept."""
+    from pgprobe import sampling
+    from pgprobe.envs import env_dims
+
+    monkeypatch.setattr(sampling, "_ENV_POOL", {})
+    obs_dim, act_dim = env_dims(env_id)
+    agent = _agent(env_id, obs_dim, act_dim)
+    streams = [StreamSpec((4, i), n) for i, n in enumerate([120, 90, 120])]
+    new = sampling._run_chunk(agent, streams, True, None)
+    assert len(sampling._ENV_POOL[env_id]) == len(streams)
+    sampling._run_chunk(agent, [StreamSpec((8, i), 37 + i) for i in range(3)], False, None)
+    kept = sampling._run_chunk(agent, streams, True, None)
+    fields = ("obs", "actions", "log_probs", "values", "next_values", "rewards", "raw_rewards",
+              "terminated", "truncated", "segment_end", "sim_states")
+    for a, b in zip(new, kept):
+        for name in fields:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.episode_returns == b.episode_returns
+    pendulum = _agent("Pendulum-v1", 3, 1)
+    sampling._run_chunk(pendulum, [StreamSpec((1, 0), 10)], False, None)
+    assert sampling._ENV_POOL.get("Pendulum-v1", []) == []

@@ -364,11 +364,43 @@ def stream_rngs(seed_key: tuple) -> tuple[int, np.random.Generator]:
     return int(env_seq.generate_state(1)[0]), np.random.default_rng(noise_seq)
 
 
-def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states: bool,
-               reduce: Callable | None, block_size: int | None = None):
+# Environments kept for reuse in this process, per env id (``_borrow_envs``).
+_ENV_POOL: dict[str, list] = {}
+ENV_POOL_LIMIT = 512
+
+
+def _borrow_envs(env_id: str, count: int) -> list:
+    """``count`` environments of ``env_id``: kept ones first, new ones (``gym.make``, about
+    6 ms each: as long as ~50 Hopper steps) for the rest.  Every stream starts with
+    ``env.reset(seed)``, and for the gymnasium MuJoCo v5 tasks that ``mujoco_engine``
+    steps (``fast_task``) a seeded reset is the whole state: it reseeds the env's RNG,
+    ``mj_resetData`` returns MjData to the state ``MjData(model)`` starts in (time, qacc
+    warm start, controls, ...), and the TimeLimit counter restarts.  So a kept env gives the
+    numbers a new one gives, bit for bit (tests/test_sampler.py).  Other environments are
+    never kept: their reset may not restore everything."""
     from .envs import make_env  # workers import lazily (fork-safe)
 
-    envs = [make_env(agent.env_id, _checked=True) for _ in streams]
+    kept = _ENV_POOL.get(env_id, [])
+    envs = [kept.pop() for _ in range(min(count, len(kept)))]
+    return envs + [make_env(env_id, _checked=True) for _ in range(count - len(envs))]
+
+
+def _return_envs(env_id: str, envs: list) -> None:
+    """Keep ``envs`` for the next chunk of this process if their seeded reset restores
+    everything (``_borrow_envs``); close the rest."""
+    from .mujoco_engine import fast_task
+
+    kept = _ENV_POOL.setdefault(env_id, [])
+    for env in envs:
+        if len(kept) < ENV_POOL_LIMIT and fast_task(env) is not None:
+            kept.append(env)
+        else:
+            env.close()
+
+
+def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states: bool,
+               reduce: Callable | None, block_size: int | None = None):
+    envs = _borrow_envs(agent.env_id, len(streams))
     seeds, rngs = zip(*(stream_rngs(s.seed_key) for s in streams))
     if len({s.single_episode for s in streams}) > 1:
         raise ValueError("streams of one chunk must agree on single_episode")
@@ -378,8 +410,7 @@ def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states:
                        agent.observe, agent.scale_rewards, record_states=record_states,
                        starts=None if all(x is None for x in starts) else starts,
                        single_episode=streams[0].single_episode, block_size=block_size)
-    for env in envs:
-        env.close()
+    _return_envs(agent.env_id, envs)
     if reduce is not None:
         return [reduce(r, s) for r, s in zip(rollouts, streams)]
     return rollouts
