@@ -83,3 +83,25 @@ def test_cli_plans_with_the_configs_claims_section(tmp_path):
 
     assert c6a(["config.yaml"]) < 0 < c6a(["config.yaml", str(study)])
 
+
+
+def test_far_side_infinities_do_not_flag_a_pooled_ratio():
+    """C4 with a vanishing worse-arm signal: replicates where that arm's pooled Ŝ ≤ 0 are +∞,
+    which unbounds only the CI's upper end; with the statistic above the threshold the lower
+    end decides, so the plan must not flag the source as unbounded (it did when every
+    non-finite replicate counted).  Infinities towards the threshold, and NaN, still count."""
+    def unit(k):
+        def components(rng):
+            signal_worse = 0.05 if rng is None else rng.normal(0.05, 0.1)
+            return np.array([1.0, signal_worse, 1.0, 0.5])
+        return (f"u{k}", {"components": components})
+
+    units = [unit(k) for k in range(6)]
+    parts = power.variance_components(units, claims.pooled_log_ratio, replicates=200, seed=0, threshold=0.0)
+    assert parts["statistic"] == pytest.approx(np.log(10.0))
+    assert parts["undefined_share"] == 0.0 and power.flag(parts) == ""
+    every = power.variance_components(units, claims.pooled_log_ratio, replicates=200, seed=0)
+    assert every["undefined_share"] > 0.025 and "unbounded" in power.flag(every)
+    replicates = np.array([np.inf, np.inf, -np.inf, np.nan, 1.0])
+    assert power.unbounded_share(replicates, 2.0, 0.0) == pytest.approx(0.4)    # −∞ and NaN
+    assert power.unbounded_share(replicates, -2.0, 0.0) == pytest.approx(0.6)   # +∞, +∞ and NaN

@@ -30,8 +30,9 @@ half-width is 1.96 √V.  A claim is expected to be conclusive when the half-wid
 the config's within sizes) and the smallest within size (at the config's seeds) that achieve
 it are reported; "—" where no size up to the search limit does (the between part alone is too
 large, or the statistic sits on the threshold).  For a pooled ratio (C4) the share of the
-source's two-level replicates in which it is undefined is flagged: above 2.5% the source's own
-CI is unbounded, which the variance model cannot show.  A claim whose dataset is not given but whose
+source's replicates that unbound the CI's deciding end (NaN, or ±∞ towards the threshold) is
+flagged: above 2.5% that end of the source's own CI is unbounded, which the variance model
+cannot show.  A claim whose dataset is not given but whose
 source CI is in ``--claims`` is scaled by units alone: half-width_s √(U_s/U).  Units of a
 claim at the config: runs (envs × algos × seeds, less ``exclude_runs``) × probed checkpoints
 (C1a, C1b, C2a, C3, C4, C5), runs (C2b, C6a, C6b), sample-regime seeds × tasks (C7).  When
@@ -66,15 +67,31 @@ CLAIM_SIZES = {
 
 
 # ---------------------------------------------------------------------------- components
-def variance_components(units: list, pool=None, replicates: int = 300, seed: int = 0) -> dict:
-    """{statistic, units, sigma2_unit, omega2, tau2, undefined_share} of one claim's units."""
+def unbounded_share(replicates: np.ndarray, statistic: float, threshold: float | None) -> float:
+    """Share of bootstrap replicates that leave the CI's end on the threshold's side unbounded:
+    NaN (undefined), and ±∞ pointing from the statistic towards the threshold (−∞ when the
+    statistic lies above it).  An infinity on the far side (C4's +∞ when the worse arm's signal
+    vanishes and the statistic is above 0) only unbounds the far end, which cannot decide the
+    verdict the statistic points to.  Without a threshold every non-finite replicate counts."""
+    replicates = np.asarray(replicates, np.float64)
+    if threshold is None or not np.isfinite(statistic) or statistic == threshold:
+        return float(np.mean(~np.isfinite(replicates)))
+    towards = -np.inf if statistic > threshold else np.inf
+    return float(np.mean(np.isnan(replicates) | (replicates == towards)))
+
+
+def variance_components(units: list, pool=None, replicates: int = 300, seed: int = 0,
+                        threshold: float | None = None) -> dict:
+    """{statistic, units, sigma2_unit, omega2, tau2, undefined_share} of one claim's units
+    (``undefined_share``: ``unbounded_share`` of the source's replicates at ``threshold``;
+    ω² is read from the finite replicates)."""
     from .claims import _statistic
 
     count = len(units)
     statistic = _statistic(units, range(count), None, pool)
     rng = np.random.default_rng(seed)
     within = np.array([_statistic(units, range(count), rng, pool) for _ in range(replicates)])
-    undefined = float(np.mean(~np.isfinite(within)))
+    undefined = unbounded_share(within, statistic, threshold)
     finite = within[np.isfinite(within)]
     omega2 = (0.0 if finite.size > 1 and np.ptp(finite) <= 1e-12 * max(1.0, abs(float(finite[0])))
               else count * float(np.var(finite, ddof=1)) if finite.size > 1 else math.nan)
@@ -89,7 +106,7 @@ def variance_components(units: list, pool=None, replicates: int = 300, seed: int
     tau2 = max(sigma2 - omega2, 0.0) if np.isfinite(sigma2) and np.isfinite(omega2) else math.nan
     if pool is not None:   # a pooled ratio can be undefined in whole replicates: the share, two-level
         both = np.array([_statistic(units, rng.integers(0, count, count), rng, pool) for _ in range(replicates)])
-        undefined = max(undefined, float(np.mean(~np.isfinite(both))))
+        undefined = max(undefined, unbounded_share(both, statistic, threshold))
     return {"statistic": statistic, "units": count, "sigma2_unit": sigma2, "omega2": omega2, "tau2": tau2,
             "undefined_share": undefined}
 
@@ -212,7 +229,7 @@ def plan(datasets: dict, config: dict, settings=None, source_claims=None, replic
             src = source_claims.sel(claim=claim.name)
             row["source_half_width"] = (float(src["ci_high"]) - float(src["ci_low"])) / 2
         if units:
-            parts = variance_components(units, claim.pool, replicates, settings["seed"] + i)
+            parts = variance_components(units, claim.pool, replicates, settings["seed"] + i, threshold)
             row.update(statistic=parts["statistic"], source_units=parts["units"], tau2=parts["tau2"],
                        omega2=parts["omega2"], method="components", undefined_share=parts["undefined_share"])
             factor, name, target_within = 1.0, "", None
@@ -258,7 +275,8 @@ def _fmt(value, digits=3) -> str:
 
 
 def flag(row: dict) -> str:
-    """A note where the source's own bootstrap had undefined replicates (a pooled signal ≤ 0)."""
+    """A note where the source's own bootstrap left the CI's deciding end unbounded in more than
+    2.5% of its replicates (``unbounded_share``: a pooled signal ≤ 0 on the wrong side)."""
     share = row.get("undefined_share", 0.0) or 0.0
     if share > 0.025:
         return f" (source: {share:.0%} of replicates undefined, its CI unbounded)"
