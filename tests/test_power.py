@@ -101,7 +101,7 @@ def test_far_side_infinities_do_not_flag_a_pooled_ratio():
     assert parts["statistic"] == pytest.approx(np.log(10.0))
     assert parts["undefined_share"] == 0.0 and power.flag(parts) == ""
     every = power.variance_components(units, claims.pooled_log_ratio, replicates=200, seed=0)
-    assert every["undefined_share"] > 0.025 and "unbounded" in power.flag(every)
+    assert every["undefined_share"] > 0.025 and "unbound" in power.flag(every)
     replicates = np.array([np.inf, np.inf, -np.inf, np.nan, 1.0])
     assert power.unbounded_share(replicates, 2.0, 0.0) == pytest.approx(0.4)    # −∞ and NaN
     assert power.unbounded_share(replicates, -2.0, 0.0) == pytest.approx(0.6)   # +∞, +∞ and NaN

@@ -279,7 +279,7 @@ def flag(row: dict) -> str:
     2.5% of its replicates (``unbounded_share``: a pooled signal ≤ 0 on the wrong side)."""
     share = row.get("undefined_share", 0.0) or 0.0
     if share > 0.025:
-        return f" (source: {share:.0%} of replicates undefined, its CI unbounded)"
+        return f" (source: {share:.0%} of replicates unbound the CI end that decides)"
     return ""
 
 
