@@ -139,7 +139,7 @@ def env_cost(envs: list[str], steps: int) -> dict:
     from sampler_throughput import make_agent, sampler_steps_per_second
     cpu_per_pair = {}
     for env in envs:
-        _, cpu_rate = sampler_steps_per_second(make_agent(env), 8, steps, 1, 8)
+        _, cpu_rate = sampler_steps_per_second(make_agent(env), 8, steps, 1, 8, "auto")
         cpu_per_pair[env] = 1.0 / cpu_rate
         print(f"sampler on {env}: {cpu_rate:.0f} pairs per CPU-s")
     reference = cpu_per_pair.get("Hopper-v5") or next(iter(cpu_per_pair.values()))
