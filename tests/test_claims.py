@@ -335,3 +335,20 @@ def test_old_baselines_datasets_give_the_same_components():
     recovered = claims._old_components(run, "value_net", "true_value", 1, weights)
     noise, signal = gram_components(gram_matrix(estimates))
     np.testing.assert_allclose(recovered, [noise[0, 1], signal[0, 1], noise[1, 1], signal[1, 1]], rtol=1e-9)
+
+
+def test_c5_with_a_run_a_collected_dataset_does_not_have():
+    """Collected over Hopper TRPO and Walker2d PPO, a landscapes dataset holds NaN for the
+    missing combinations (Hopper PPO, Walker2d TRPO), ``common_random_numbers`` included: those
+    are no grids, not CRN grids (the claims stage of the 3-seed study v2 stopped on int(NaN))."""
+    parts = []
+    for env, algo in (("Hopper-v5", "trpo"), ("Walker2d-v5", "ppo")):
+        ds = _landscape(+1, -1, seeds=(0, 1)).sel(env="Hopper-v5", algo="trpo", drop=True)
+        for seed in (0, 1):
+            for it in (50, 300):
+                grid = ds.sel(seed=seed, iteration=it, drop=True).assign(common_random_numbers=((), 0))
+                parts.append(add_run_coords(grid, env, algo, seed, it))
+    collected = xr.combine_by_coords(parts)
+    assert np.isnan(float(collected["common_random_numbers"].sel(env="Hopper-v5", algo="ppo", seed=0, iteration=50)))
+    row = claims.evaluate({"landscapes": collected}, SETTINGS).sel(claim="C5")
+    assert row["verdict"].item() == "reproduced" and int(row["unit_count"]) == 8

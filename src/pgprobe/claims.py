@@ -324,8 +324,9 @@ def _regime(run, settings):
 def _roughness_units(ds, settings):
     out = []
     for label, run in _runs(ds):
-        if "common_random_numbers" in run and int(run["common_random_numbers"]) == 1:
+        if "common_random_numbers" in run and float(run["common_random_numbers"]) == 1:
             continue     # C5 is the paper's Figure 5: independent episodes per point (CRN grids are left out)
+        # (NaN: a run × checkpoint a collected dataset has no grid for, e.g. an excluded run)
         grid = run["true_reward"].sel(regime=_regime(run, settings))
         counts = [int(t) for t in run["trajectories"].values]
         few, many = roughness(grid.sel(trajectories=min(counts)).values), roughness(grid.sel(trajectories=max(counts)).values)
