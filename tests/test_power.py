@@ -49,7 +49,24 @@ def test_config_sizes_and_units():
     assert power.units_per_seed("C6b", sizes) == (3, 3)
     assert power.units_per_seed("C7", sizes) == (1, 2)
     assert sizes["within"] == {"gradients": 10, "baselines": 16, "landscapes": 40}
-    assert not sizes["probes_untrained"]
+    assert not any(sizes["probes_untrained"].values())
+    sizes = power.config_sizes({**config, "probe_iterations": {"default": [100, 500], "landscapes": [0, 100, 500]}})
+    assert sizes["probes_untrained"]["landscapes"] and not sizes["probes_untrained"]["gradients"]
+
+
+def test_untrained_units_left_out_per_probe():
+    """A config that probes iteration 0 with the landscapes alone (the claims study v2) plans
+    the gradient claims on the source's trained checkpoints only, and the landscape claims
+    with iteration 0."""
+    import xarray as xr
+
+    root = "docs/measurements/default_run/datasets"
+    datasets = {name: xr.open_dataset(f"{root}/{name}.nc") for name in ("gradients", "landscapes")}
+    config = {"envs": ["Hopper-v5"], "algos": ["ppo", "trpo"], "seeds": [0, 1, 2],
+              "probe_iterations": {"default": [100, 300], "landscapes": [0, 100, 300]}}
+    rows = {r["claim"]: r for r in power.plan(datasets, config, {"c6_early_iteration": 0}, replicates=20)}
+    assert rows["C1a"]["source_units"] == 4        # 2 runs x iterations 100, 300 (not 0)
+    assert rows["C5"]["source_units"] == 6         # 2 runs x iterations 0, 100, 300
     assert power.within_factor("C4a", 16, 8) == pytest.approx(16 * 15 / 56)
 
 

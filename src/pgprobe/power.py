@@ -36,8 +36,9 @@ cannot show.  A claim whose dataset is not given but whose
 source CI is in ``--claims`` is scaled by units alone: half-width_s √(U_s/U).  Units of a
 claim at the config: runs (envs × algos × seeds, less ``exclude_runs``) × probed checkpoints
 (C1a, C1b, C2a, C3, C4, C5), runs (C2b, C6a, C6b), sample-regime seeds × tasks (C7).  When
-the config probes no iteration-0 checkpoint, the source's iteration-0 units are left out (the
-untrained policy's statistics differ from trained ones': they are not units like the config's).
+a probe runs at no iteration-0 checkpoint in the config, the source's iteration-0 units of that
+probe are left out (the untrained policy's statistics differ from trained ones': they are not
+units like the config's).
 """
 from __future__ import annotations
 
@@ -157,9 +158,9 @@ def config_sizes(config: dict) -> dict:
         return len(iterations.get(name) or iterations.get("default") or [])
 
     regime = config.get("sample_regime") or {}
-    probed = [i for key, its in iterations.items() for i in (its or [])]
     sizes = {
-        "probes_untrained": 0 in probed,
+        "probes_untrained": {name: 0 in (iterations.get(name) or iterations.get("default") or [])
+                             for name in ("gradients", "steps", "values", "baselines", "landscapes")},
         "seeds": len(seeds),
         "tasks": len(tasks),
         "checkpoints": {name: checkpoints(name) for name in ("gradients", "values", "baselines", "landscapes")},
@@ -204,9 +205,10 @@ def plan(datasets: dict, config: dict, settings=None, source_claims=None, replic
     settings = check_settings(settings)
     sizes = config_sizes(config)
     within_s = source_within(datasets)
-    if not sizes["probes_untrained"]:     # units like the config's: no untrained checkpoints
-        datasets = {name: ds.sel(iteration=[i for i in ds["iteration"].values if i > 0])
-                    if "iteration" in ds.dims and name != "sample_regime" else ds for name, ds in datasets.items()}
+    # units like the config's: no untrained checkpoints of a probe the config does not run at 0
+    datasets = {name: ds.sel(iteration=[i for i in ds["iteration"].values if i > 0])
+                if "iteration" in ds.dims and name != "sample_regime" and not sizes["probes_untrained"].get(name)
+                else ds for name, ds in datasets.items()}
     rows = []
     for i, claim in enumerate(CLAIMS):
         dataset, within_key, _ = CLAIM_SIZES[claim.name]
