@@ -21,11 +21,11 @@ def _agent(env_id: str, obs_dim: int, act_dim: int) -> FrozenAgent:
                        np.zeros(obs_dim), np.ones(obs_dim), True, 10.0, 4.0, True, 10.0, 0.99, 0.95)
 
 
-def _reference_loop(agent: FrozenAgent, keys: list, counts: list):
+def _reference_loop(agent: FrozenAgent, keys: list, counts: list, make=None):
     """The obvious way: wrapped env.step, one noise draw per step and stream, the policy run
     on the whole lockstep batch each step (the same batch shape as the sampler, so the
-    float32 forward passes are bitwise comparable)."""
-    envs = [make_env(agent.env_id) for _ in keys]
+    float32 forward passes are bitwise comparable).  ``make``: env factory (default make_env)."""
+    envs = [(make or make_env)(agent.env_id) for _ in keys]
     seeds, rngs = zip(*(stream_rngs(k) for k in keys))
     raw = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds)]).astype(np.float64)
     std = np.exp(agent.log_std)
@@ -71,6 +71,30 @@ def test_rollout_equals_plain_loop(env_id, obs_dim, act_dim, steps):
     if env_id == "Pendulum-v1":  # 200-step time limit: truncations happened and were bootstrapped
         assert fast[0].truncated.sum() == 2 and fast[0].trajectory_count == 3
         assert fast[0].episode_lengths == [200, 200]
+
+
+@pytest.mark.parametrize("env_id, obs_dim, act_dim, limit, steps", [("Pendulum-v1", 3, 1, 200, 450),
+                                                                   ("Hopper-v5", 11, 3, 12, 40)])
+def test_streams_past_the_time_limit_equal_a_loop_without_one(env_id, obs_dim, act_dim, limit, steps):
+    """``time_limits`` False (the baselines probe's time-unlimited true value): that env's
+    episodes run on where the limit would truncate and reset them, exactly as a plain loop on
+    an env without the limit; its neighbours in the chunk keep their limit."""
+    import gymnasium as gym
+
+    agent = _agent(env_id, obs_dim, act_dim)
+    keys = [(9, 0), (9, 1)]
+    seeds, rngs = zip(*(stream_rngs(k) for k in keys))
+    envs = [gym.make(env_id, max_episode_steps=limit, disable_env_checker=True) for _ in keys]
+    got = rollout(envs, agent.policy_mean, agent.log_std, agent.value, [steps, steps], rngs, seeds,
+                  agent.observe, agent.scale_rewards, time_limits=[True, False])
+    unlimited = _reference_loop(agent, keys, [steps, steps],
+                                make=lambda e: gym.make(e, max_episode_steps=10 ** 6, disable_env_checker=True))
+    limited = _reference_loop(agent, keys, [steps, steps],
+                              make=lambda e: gym.make(e, max_episode_steps=limit, disable_env_checker=True))
+    for name in ("obs", "actions", "raw_rewards", "terminated", "truncated"):
+        np.testing.assert_array_equal(getattr(got[0], name), limited[0][name], err_msg=name)
+        np.testing.assert_array_equal(getattr(got[1], name), unlimited[1][name], err_msg=name)
+    assert got[0].truncated.sum() >= 1 and not got[1].truncated.any()
 
 
 def test_sample_streams_deterministic_and_worker_independent():

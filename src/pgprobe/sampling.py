@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .policies import NumpyMLP
+from .errors import PgprobeError
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -167,7 +168,8 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
             observe: Callable[..., np.ndarray], scale_rewards: Callable[[np.ndarray, np.ndarray], np.ndarray],
             update_normalizers: bool = False, record_states: bool = False,
             starts: Sequence | None = None, single_episode: bool = False,
-            engine: str | None = None, block_size: int | None = None) -> list[Rollout]:
+            engine: str | None = None, block_size: int | None = None,
+            time_limits: Sequence[bool] | None = None) -> list[Rollout]:
     """Step ``envs`` in lockstep from fresh resets; env i runs ``step_counts[i]`` steps.
 
     ``starts[i]`` (a ``pgprobe.envs.RestorePoint`` or None): after its seeded reset, env i
@@ -177,6 +179,9 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     the policy and value net run on the running episodes' rows only).  ``record_states``:
     ``Rollout.sim_states[t]`` is the simulator state step t starts from
     (``pgprobe.envs.capture_state``; None where the env cannot be restored).
+    ``time_limits[i]`` False: env i's episodes run past the task's time limit (they end
+    only by termination; for true values of agents that bootstrap at the limit, i.e. estimate
+    the time-unlimited value, ``pgprobe.probes.baselines``).
 
     Actions a = μ(s) + σ·ξ with ξ ~ N(0, I) from env i's own generator; the environment
     receives a clipped to its action bounds, log π is of the unclipped a.
@@ -212,7 +217,14 @@ def rollout(envs: Sequence, agent_policy: Callable[[np.ndarray], np.ndarray], lo
     high = np.stack([env.action_space.high for env in envs]).astype(np.float32)
     chunk = make_chunk(envs, engine)
     no_limit = np.iinfo(np.int64).max
-    limits = np.array([no_limit if limit is None else limit for limit in chunk.limits], np.int64)
+    keep_limit = [True] * env_count if time_limits is None else [bool(x) for x in time_limits]
+    for env, limit, keep in zip(envs, chunk.limits, keep_limit):
+        spec_limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+        if not keep and limit is None and spec_limit is not None:
+            raise PgprobeError(f"{env.spec.id}: cannot run past its time limit ({spec_limit} steps): "
+                               "its wrappers apply the limit, not the sampler")
+    limits = np.array([no_limit if limit is None or not keep else limit
+                       for limit, keep in zip(chunk.limits, keep_limit)], np.int64)
     elapsed = np.zeros(env_count, np.int64)
 
     # Action noise, time-major; zero rows after a stream's end.  Drawn in blocks of rows that
@@ -342,11 +354,13 @@ class StreamSpec:
     """One independent stream: ``seed_key`` (tuple of ints, fed to numpy's SeedSequence as
     entropy) fixes the env seed and action noise; ``step_count`` its length.  ``start``: a
     ``pgprobe.envs.RestorePoint`` to start from instead of the reset state;
-    ``single_episode``: stop at the first episode end (see ``rollout``)."""
+    ``single_episode``: stop at the first episode end (see ``rollout``); ``time_limit``:
+    False runs episodes past the task's time limit (``rollout``'s ``time_limits``)."""
     seed_key: tuple
     step_count: int
     start: object = None
     single_episode: bool = False
+    time_limit: bool = True
 
 
 class ZeroValue:
@@ -409,7 +423,8 @@ def _run_chunk(agent: FrozenAgent, streams: Sequence[StreamSpec], record_states:
                        [s.step_count for s in streams], rngs, seeds,
                        agent.observe, agent.scale_rewards, record_states=record_states,
                        starts=None if all(x is None for x in starts) else starts,
-                       single_episode=streams[0].single_episode, block_size=block_size)
+                       single_episode=streams[0].single_episode, block_size=block_size,
+                       time_limits=[s.time_limit for s in streams])
     _return_envs(agent.env_id, envs)
     if reduce is not None:
         return [reduce(r, s) for r, s in zip(rollouts, streams)]

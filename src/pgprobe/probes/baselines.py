@@ -26,7 +26,12 @@ Baselines (eq. 2):
   same frozen policy (``true_value_streams`` × ``true_value_stream_steps`` state-action pairs;
   the paper uses 5·10⁶).  Samples whose return puts weight > ``max_bootstrap_weight`` on a
   value-net bootstrap (the last ~300 steps before a time-limit or stream cut) are left out of
-  the fit, so the reference does not inherit the agent's value net.  The last
+  the fit, so the reference does not inherit the agent's value net.  ``true_value_time_limit:
+  false`` runs the reference streams past the task's time limit (episodes end only by
+  termination; Hopper's physics is defined past its 1000 steps): the time-unlimited
+  V^π(s) = E Σ_k γ^k r_{t+k}, which is what an agent that bootstraps at the time limit (SB3,
+  pgprobe) estimates, and the only bootstrap-free target where γ^limit > max_bootstrap_weight
+  (the RL Zoo's Hopper PPO: γ = 0.999, 0.999^1000 = 0.37).  The last
   ``true_value_validation_streams`` streams are held out of the fit; the MRE and explained
   variance on them are recorded (``true_value_fit_mre``, ``true_value_fit_explained_variance``),
   next to the agent's value net on the same samples (``value_net_reference_mre``).
@@ -109,7 +114,7 @@ LAMBDA_SETTINGS = ["paper", "matched"]
 DEFAULTS = defaults("baselines")   # settings.schema.yaml: the one source
 # Settings that define the reference sample (a shard file must match them).
 REFERENCE_KEYS = ["true_value_streams", "true_value_stream_steps", "true_value_shards",
-                  "max_bootstrap_weight", "chunk_size"]
+                  "max_bootstrap_weight", "true_value_time_limit", "chunk_size"]
 
 
 def checked_settings(given, reference_only: bool = False) -> dict:
@@ -161,7 +166,8 @@ def reference_specs(checkpoint, settings: dict, seed: int, shard: int | None = N
     from ..sampling import StreamSpec
 
     indexed = [(i, StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_REFERENCE, i),
-                              settings["true_value_stream_steps"])) for i in range(settings["true_value_streams"])]
+                              settings["true_value_stream_steps"], time_limit=settings["true_value_time_limit"]))
+               for i in range(settings["true_value_streams"])]
     if shard is None:
         return indexed
     return sharding.shard_items(indexed, shard, settings["true_value_shards"], settings["chunk_size"])
@@ -197,6 +203,12 @@ def sample_reference(checkpoint, settings: dict, seed: int, workers: int, shard:
     }
 
 
+def _time_limit(env_id: str) -> int | None:
+    import gymnasium as gym
+
+    return gym.spec(env_id).max_episode_steps
+
+
 def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progress: bool = False):
     """Fit a fresh ValueNet to the reference returns; returns (net, fit statistics dict).
 
@@ -218,11 +230,19 @@ def fit_true_value(checkpoint, reference: dict, settings: dict, seed: int, progr
     train_mask = use & (stream < first_validation)
     valid_mask = use & (stream >= first_validation)
     if train_mask.sum() < 2 or valid_mask.sum() < 1:
+        gamma, limit = float(hp["gamma"]), _time_limit(checkpoint.env_id)
+        hint = ""
+        if settings["true_value_time_limit"] and limit is not None and gamma ** limit > settings["max_bootstrap_weight"]:
+            hint = (f" (gamma={gamma:g} puts weight gamma^{limit}={gamma ** limit:.2g} on the bootstrap at "
+                    f"{checkpoint.env_id}'s {limit}-step time limit: set true_value_time_limit: false, "
+                    f"and true_value_stream_steps well above the "
+                    f"{math.ceil(math.log(settings['max_bootstrap_weight']) / math.log(gamma))} steps it then "
+                    "leaves out at each stream's end)")
         raise PgprobeError(
             f"true value fit: only {int(train_mask.sum())} training and {int(valid_mask.sum())} "
             f"validation samples have bootstrap weight <= max_bootstrap_weight="
             f"{settings['max_bootstrap_weight']}: raise true_value_stream_steps "
-            f"(now {settings['true_value_stream_steps']}) or max_bootstrap_weight")
+            f"(now {settings['true_value_stream_steps']}) or max_bootstrap_weight{hint}")
     all_obs = torch.from_numpy(reference["obs"])        # no copy: minibatches index it
     train_rows = torch.from_numpy(np.flatnonzero(train_mask))
     target = np.asarray(reference["returns"][train_mask], np.float64)
