@@ -196,3 +196,34 @@ def test_figures_plot_the_dataset_mres(tmp_path, hopper_values, hopper_ppo_run, 
                 expected = merged["mre"].isel(env=0, algo=0, seed=0).sel(split="heldout", target=target)
             np.testing.assert_array_equal(x, expected["iteration"].values)
             np.testing.assert_allclose(y, expected.values, rtol=1e-12, err_msg=f"{name} {target}")
+
+
+def test_time_unlimited_held_out_returns_measure_a_far_sighted_agent(hopper_ppo_checkpoint):
+    """γ = 0.999 on a task whose time limit (8 steps here) is short next to 1/(1−γ): within the
+    limit almost no held-out return is bootstrap-free (the ``returns`` MRE has a handful of
+    samples); ``time_limit: false`` runs the streams past it, episodes end by falling, and the
+    returns and restored-state targets are measurable."""
+    import gymnasium as gym
+
+    short = "pgprobe-test/HopperShortLimit-v5"
+    if short not in gym.registry:
+        gym.register(id=short, entry_point="gymnasium.envs.mujoco.hopper_v5:HopperEnv", max_episode_steps=8)
+    ckpt = load_checkpoint(hopper_ppo_checkpoint)
+    ckpt.env_id = short
+    ckpt.hyperparameters["gamma"] = 0.999
+    settings = {"heldout_streams": 2, "heldout_steps": 300, "true_value_states": 8, "true_value_rollouts": 4,
+                "chunk_size": 2}
+    counts = {}
+    for time_limit in (True, False):
+        ds = values.measure_values(ckpt, {**settings, "time_limit": time_limit})
+        held = ds.sel(split="heldout").squeeze()
+        counts[time_limit] = (int(held["included_count"].sel(target="returns")),
+                              int(held["included_count"].sel(target="true_value")), int(ds["episode_step"].max()))
+    assert counts[True][0] < 30 and counts[True][2] == 7          # every episode truncated at 8 steps
+    assert counts[False][0] > 400 and counts[False][1] == 8 and counts[False][2] > 8
+    # restored rollouts run past the limit too: their V^π is the returns' (time-unlimited) value,
+    # not an 8-step return leaning on the untrained value net (which gives a ratio of ~0.1)
+    chosen = held["true_value_sample"].values
+    targets = held["target_value"]
+    ratio = targets.sel(target="true_value").values[chosen].mean() / targets.sel(target="returns").values[chosen].mean()
+    assert 0.4 < ratio < 2.5

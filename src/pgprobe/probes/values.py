@@ -30,7 +30,14 @@ of the checkpoint's value net V against three targets y:
   with the previous step replayed so that derived data such as Humanoid's cfrc_ext are the
   original's) and averaging ``true_value_rollouts`` fresh rollouts of the frozen policy
   from it (frozen observation normalization, rewards scaled as
-  in training, stopping where the episode's time limit would stop it).  Comparing it with
+  in training, stopping where the episode's time limit would stop it).
+
+``time_limit: false`` runs the held-out streams and the restored rollouts past the task's time
+limit (episodes end only by termination): every target is then the time-unlimited one, which
+an agent that bootstraps at the limit (SB3, pgprobe) estimates, and the only measurable one
+where γ^limit > ``max_bootstrap_weight`` (the RL Zoo's Hopper PPO, γ = 0.999: 0.999^1000 =
+0.37; give it ``heldout_steps`` well above the 2995 steps left out at each stream's end and
+``true_value_horizon`` ≥ 2995).  Comparing it with
   the single-rollout return separates the return target's own sampling noise from the
   network's error (``return_noise_mre``).
 
@@ -152,12 +159,13 @@ def _restored_return(rollout, spec, gamma: float):
 
 
 def restored_values(agent, points: list, steps: np.ndarray, rollouts: int, seed_key: tuple,
-                    workers: int, chunk_size: int, progress: str | None = None):
+                    workers: int, chunk_size: int, progress: str | None = None, time_limit: bool = True):
     """V^π at restored simulator states (``pgprobe.envs.RestorePoint``): mean and standard
     error over ``rollouts`` rollouts of the frozen policy from each, by the one rollout
     engine (``pgprobe.sampling``): restored after a seeded reset, at most ``steps[s]`` steps,
     stopping at the episode's end; each gives its discounted scaled return (eq. 3's R_t with
-    a γ^k V(s_k) bootstrap where it stops without termination).
+    a γ^k V(s_k) bootstrap where it stops without termination).  ``time_limit`` False: the
+    rollouts run past the task's time limit (``StreamSpec.time_limit``).
 
     Returns (mean (S,), standard_error (S,), restored first normalized observations (S, obs_dim)).
     Deterministic given ``seed_key`` and independent of ``workers``.
@@ -166,7 +174,8 @@ def restored_values(agent, points: list, steps: np.ndarray, rollouts: int, seed_
 
     from ..sampling import StreamSpec, sample_streams
 
-    specs = [StreamSpec((*seed_key, s, k), int(steps[s]), start=points[s], single_episode=True)
+    specs = [StreamSpec((*seed_key, s, k), int(steps[s]), start=points[s], single_episode=True,
+                        time_limit=time_limit)
              for s in range(len(points)) for k in range(rollouts)]
     out = sample_streams(agent, specs, workers=workers, chunk_size=chunk_size,
                          reduce=partial(_restored_return, gamma=agent.gamma), progress=progress)
@@ -265,7 +274,8 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
     # ---- held-out split: fresh streams of the frozen policy.
     restore = settings["true_value_states"] > 0 and _supports_restore(checkpoint.env_id)
     specs = [StreamSpec((int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_HELDOUT, i),
-                        settings["heldout_steps"]) for i in range(settings["heldout_streams"])]
+                        settings["heldout_steps"], time_limit=settings["time_limit"])
+             for i in range(settings["heldout_streams"])]
     rollouts = sample_streams(agent, specs, workers=workers, chunk_size=settings["chunk_size"],
                               record_states=restore, progress="values: held-out" if progress else None)
     pred, gae_t, ret_t, weight, ep_step, states, undisc, complete = [], [], [], [], [], [], [], []
@@ -315,14 +325,15 @@ def measure_values(checkpoint, settings: dict | None = None, seed: int = 0, work
             all_states = np.concatenate(states)
             limit = _max_episode_steps(checkpoint.env_id)
             horizon = np.full(count, settings["true_value_horizon"])
-            if limit is not None:
+            if limit is not None and settings["time_limit"]:
                 horizon = np.minimum(horizon, limit - held_step[chosen])
             points = restore_points(checkpoint.env_id, all_states, np.concatenate([r.actions for r in rollouts]),
                                     held_step, chosen)
             mean, se, first_obs = restored_values(
                 agent, points, np.maximum(horizon, 1), settings["true_value_rollouts"],
                 (int(seed), checkpoint.seed, checkpoint.iteration, PURPOSE_TRUE_VALUE),
-                workers, settings["chunk_size"], "values: true V" if progress else None)
+                workers, settings["chunk_size"], "values: true V" if progress else None,
+                time_limit=settings["time_limit"])
             restore_error = float(np.max(np.abs(first_obs - held_obs[chosen])))
             if restore_error != 0.0:
                 raise PgprobeError(
