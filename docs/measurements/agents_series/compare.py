@@ -10,6 +10,8 @@ imported agent's config name) and probed checkpoint, with its ``env_steps``:
 * Figure 1: mean pairwise cosine of the gradient estimates at N = 2048 and at the largest N;
 * Figure 2: mean cosine with the reference gradient at the same N;
 * Figures 6-7: correlation of surrogate and true reward over the landscape grid (C6's unit);
+* the reference sample's mean episode length (the gradients probe's) and Figure 3's held-out
+  value MRE against returns;
 
 then ``pgprobe.claims.evaluate`` on each run's slice of the datasets alone (one seed: units
 are its checkpoints; the CIs carry the estimates' noise and the checkpoints', not the spread
@@ -66,13 +68,18 @@ def checkpoint_rows(datasets: dict, algo: str, env: str | None = None, seed: int
                        pairwise_n=float(g["mean_pairwise_cosine"].sel(sample_count=n)),
                        pairwise_top=float(g["mean_pairwise_cosine"].sel(sample_count=top)),
                        reference_n=float(g["mean_reference_cosine"].sel(sample_count=n)),
-                       reference_top=float(g["mean_reference_cosine"].sel(sample_count=top)))
+                       reference_top=float(g["mean_reference_cosine"].sel(sample_count=top)),
+                       episode_length=float(g["reference_mean_episode_length"]))
         if landscapes is not None and iteration in landscapes["iteration"].values:
             run = landscapes.sel(iteration=iteration).squeeze(drop=True)
             unit = _correlation_unit(run, settings)
             row["agreement"] = unit(None) if unit is not None else np.nan
             if not np.isfinite(row["env_steps"]) and "env_steps" in run.coords:
                 row["env_steps"] = float(run["env_steps"])
+        values = _one_run(datasets["values"], algo, env, seed) if "values" in datasets else None
+        if values is not None and iteration in values["iteration"].values:
+            held = values.sel(iteration=iteration, split="heldout").squeeze(drop=True)
+            row["value_mre_returns"] = float(held["mre"].sel(target="returns"))
         rows.append(row)
     return rows
 
@@ -92,12 +99,14 @@ def main() -> None:
     for algo in args.runs:
         print(f"## {algo}\n")
         print("| iteration | env steps | pairwise cos, N | pairwise cos, max N | reference cos, N | "
-              "reference cos, max N | surrogate–true reward correlation |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
+              "reference cos, max N | surrogate–true reward correlation | mean episode length | "
+              "value MRE vs returns |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in checkpoint_rows(datasets, algo, args.env, args.seed):
             print(f"| {r['iteration']} | {_fmt(r['env_steps'], 7)} | {_fmt(r.get('pairwise_n'))} | "
                   f"{_fmt(r.get('pairwise_top'))} | {_fmt(r.get('reference_n'))} | {_fmt(r.get('reference_top'))} | "
-                  f"{_fmt(r.get('agreement'))} |")
+                  f"{_fmt(r.get('agreement'))} | {_fmt(r.get('episode_length'), 4)} | "
+                  f"{_fmt(r.get('value_mre_returns'), 2)} |")
         print()
     tables = {}
     for algo in args.runs:
