@@ -10,7 +10,8 @@ imported agent's config name) and probed checkpoint, with its ``env_steps``:
 * Figure 1: mean pairwise cosine of the gradient estimates at N = 2048 and at the largest N;
 * Figure 2: mean cosine with the reference gradient at the same N;
 * Figures 6-7: correlation of surrogate and true reward over the landscape grid (C6's unit);
-* the reference sample's mean episode length (the gradients probe's) and Figure 3's held-out
+* the episode return at θ (the landscape's origin, its trajectories' mean), the reference
+  sample's mean episode length (the gradients probe's) and Figure 3's held-out
   value MRE against returns;
 
 then ``pgprobe.claims.evaluate`` on each run's slice of the datasets alone (one seed: units
@@ -74,6 +75,8 @@ def checkpoint_rows(datasets: dict, algo: str, env: str | None = None, seed: int
             run = landscapes.sel(iteration=iteration).squeeze(drop=True)
             unit = _correlation_unit(run, settings)
             row["agreement"] = unit(None) if unit is not None else np.nan
+            origin = run["episode_return"].isel(regime=0).sel(alpha=0.0, beta=0.0, method="nearest")
+            row["return_at_theta"] = float(origin.mean())
             if not np.isfinite(row["env_steps"]) and "env_steps" in run.coords:
                 row["env_steps"] = float(run["env_steps"])
         values = _one_run(datasets["values"], algo, env, seed) if "values" in datasets else None
@@ -99,13 +102,13 @@ def main() -> None:
     for algo in args.runs:
         print(f"## {algo}\n")
         print("| iteration | env steps | pairwise cos, N | pairwise cos, max N | reference cos, N | "
-              "reference cos, max N | surrogate–true reward correlation | mean episode length | "
+              "reference cos, max N | surrogate–true reward correlation | episode return at θ | mean episode length | "
               "value MRE vs returns |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in checkpoint_rows(datasets, algo, args.env, args.seed):
             print(f"| {r['iteration']} | {_fmt(r['env_steps'], 7)} | {_fmt(r.get('pairwise_n'))} | "
                   f"{_fmt(r.get('pairwise_top'))} | {_fmt(r.get('reference_n'))} | {_fmt(r.get('reference_top'))} | "
-                  f"{_fmt(r.get('agreement'))} | {_fmt(r.get('episode_length'), 4)} | "
+                  f"{_fmt(r.get('agreement'))} | {_fmt(r.get('return_at_theta'), 4)} | {_fmt(r.get('episode_length'), 4)} | "
                   f"{_fmt(r.get('value_mre_returns'), 2)} |")
         print()
     tables = {}
