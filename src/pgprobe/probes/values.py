@@ -30,16 +30,16 @@ of the checkpoint's value net V against three targets y:
   with the previous step replayed so that derived data such as Humanoid's cfrc_ext are the
   original's) and averaging ``true_value_rollouts`` fresh rollouts of the frozen policy
   from it (frozen observation normalization, rewards scaled as
-  in training, stopping where the episode's time limit would stop it).
+  in training, stopping where the episode's time limit would stop it).  Comparing it with
+  the single-rollout return separates the return target's own sampling noise from the
+  network's error (``return_noise_mre``).
 
 ``time_limit: false`` runs the held-out streams and the restored rollouts past the task's time
 limit (episodes end only by termination): every target is then the time-unlimited one, which
 an agent that bootstraps at the limit (SB3, pgprobe) estimates, and the only measurable one
 where γ^limit > ``max_bootstrap_weight`` (the RL Zoo's Hopper PPO, γ = 0.999: 0.999^1000 =
 0.37; give it ``heldout_steps`` well above the 2995 steps left out at each stream's end and
-``true_value_horizon`` ≥ 2995).  Comparing it with
-  the single-rollout return separates the return target's own sampling noise from the
-  network's error (``return_noise_mre``).
+``true_value_horizon`` ≥ 2995).
 
 Held-out data: ``heldout_streams`` fresh streams of ``heldout_steps`` steps of the frozen
 policy (``pgprobe.sampling``).  Returns are bootstrapped with the value net where a
