@@ -65,7 +65,8 @@ def checkpoint_rows(datasets: dict, algo: str, env: str | None = None, seed: int
             g = gradients.sel(iteration=iteration).squeeze(drop=True)
             counts = g["sample_count"].values
             n, top = _nearest(counts, BATCH), int(counts.max())
-            row.update(n=n, top=top, env_steps=float(g["env_steps"]) if "env_steps" in g.coords else np.nan,
+            row.update(n=n, top=top, env_steps=float(gradients["env_steps"].sel(iteration=iteration).squeeze())
+                       if "env_steps" in gradients.coords else np.nan,
                        pairwise_n=float(g["mean_pairwise_cosine"].sel(sample_count=n)),
                        pairwise_top=float(g["mean_pairwise_cosine"].sel(sample_count=top)),
                        reference_n=float(g["mean_reference_cosine"].sel(sample_count=n)),
@@ -77,8 +78,8 @@ def checkpoint_rows(datasets: dict, algo: str, env: str | None = None, seed: int
             row["agreement"] = unit(None) if unit is not None else np.nan
             origin = run["episode_return"].isel(regime=0).sel(alpha=0.0, beta=0.0, method="nearest")
             row["return_at_theta"] = float(origin.mean())
-            if not np.isfinite(row["env_steps"]) and "env_steps" in run.coords:
-                row["env_steps"] = float(run["env_steps"])
+            if not np.isfinite(row["env_steps"]) and "env_steps" in landscapes.coords:
+                row["env_steps"] = float(landscapes["env_steps"].sel(iteration=iteration).squeeze())
         values = _one_run(datasets["values"], algo, env, seed) if "values" in datasets else None
         if values is not None and iteration in values["iteration"].values:
             held = values.sel(iteration=iteration, split="heldout").squeeze(drop=True)
