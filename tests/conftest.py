@@ -86,6 +86,23 @@ def hopper_ppo_checkpoint(hopper_ppo_run) -> Path:
     return hopper_ppo_run / "checkpoints" / "iter0003.pt"
 
 
+@pytest.fixture
+def far_sighted_short_limit_checkpoint(hopper_ppo_checkpoint):
+    """The tiny Hopper PPO checkpoint made far-sighted (γ = 0.999) on Hopper with an 8-step
+    time limit: within the limit every return leans ≥ 0.999^8 on the value-net bootstrap."""
+    import gymnasium as gym
+
+    from pgprobe.checkpoint import load_checkpoint
+
+    short = "pgprobe-test/HopperShortLimit-v5"
+    if short not in gym.registry:
+        gym.register(id=short, entry_point="gymnasium.envs.mujoco.hopper_v5:HopperEnv", max_episode_steps=8)
+    checkpoint = load_checkpoint(hopper_ppo_checkpoint)
+    checkpoint.env_id = short
+    checkpoint.hyperparameters["gamma"] = 0.999
+    return checkpoint
+
+
 @pytest.fixture(scope="session")
 def hopper_trpo_checkpoint(hopper_trpo_run) -> Path:
     return hopper_trpo_run / "checkpoints" / "iter0003.pt"

@@ -199,19 +199,12 @@ def test_relative_variance_by_hand():
     assert np.isnan(relative_variance(np.array([[1.0, 0.0], [-1.0, 0.0]])))
 
 
-def test_time_unlimited_reference_gives_a_far_sighted_agent_true_value_targets(hopper_ppo_checkpoint):
+def test_time_unlimited_reference_gives_a_far_sighted_agent_true_value_targets(far_sighted_short_limit_checkpoint):
     """γ = 0.999 on a task whose time limit is short next to the horizon 1/(1−γ): every
     return of a limited stream leans ≥ 0.999^limit on the value-net bootstrap, so the fit has
     no target and says which setting to change; ``true_value_time_limit: false`` runs the
     streams past the limit, episodes end only by termination, and the fit gets targets."""
-    import gymnasium as gym
-
-    short = "pgprobe-test/HopperShortLimit-v5"
-    if short not in gym.registry:
-        gym.register(id=short, entry_point="gymnasium.envs.mujoco.hopper_v5:HopperEnv", max_episode_steps=8)
-    ckpt = load_checkpoint(hopper_ppo_checkpoint)
-    ckpt.env_id = short
-    ckpt.hyperparameters["gamma"] = 0.999
+    ckpt = far_sighted_short_limit_checkpoint
     settings = baselines.checked_settings({**TINY, "max_bootstrap_weight": 0.05, "true_value_stream_steps": 400})
     limited = baselines.sample_reference(ckpt, settings, 0, workers=1)
     usable = limited["weight"] <= 0.05                      # only the rare falls within 8 steps

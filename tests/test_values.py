@@ -198,19 +198,12 @@ def test_figures_plot_the_dataset_mres(tmp_path, hopper_values, hopper_ppo_run, 
             np.testing.assert_allclose(y, expected.values, rtol=1e-12, err_msg=f"{name} {target}")
 
 
-def test_time_unlimited_held_out_returns_measure_a_far_sighted_agent(hopper_ppo_checkpoint):
+def test_time_unlimited_held_out_returns_measure_a_far_sighted_agent(far_sighted_short_limit_checkpoint):
     """γ = 0.999 on a task whose time limit (8 steps here) is short next to 1/(1−γ): within the
     limit almost no held-out return is bootstrap-free (the ``returns`` MRE has a handful of
     samples); ``time_limit: false`` runs the streams past it, episodes end by falling, and the
     returns and restored-state targets are measurable."""
-    import gymnasium as gym
-
-    short = "pgprobe-test/HopperShortLimit-v5"
-    if short not in gym.registry:
-        gym.register(id=short, entry_point="gymnasium.envs.mujoco.hopper_v5:HopperEnv", max_episode_steps=8)
-    ckpt = load_checkpoint(hopper_ppo_checkpoint)
-    ckpt.env_id = short
-    ckpt.hyperparameters["gamma"] = 0.999
+    ckpt = far_sighted_short_limit_checkpoint
     settings = {"heldout_streams": 2, "heldout_steps": 300, "true_value_states": 8, "true_value_rollouts": 4,
                 "chunk_size": 2}
     counts = {}

@@ -100,6 +100,11 @@ def main() -> None:
     print("# Two PPOs across training, at matched environment steps\n")
     print(f"Made by `python docs/measurements/agents_series/compare.py {args.datasets_dir}`; "
           f"N = the sample count nearest {BATCH} and the largest.\n")
+    made = next(iter(datasets.values())).attrs
+    versions = ", ".join(f"{name} {made.get(f'{name}_version', 'not recorded')}"
+                         for name in ("python", "numpy", "torch", "mujoco", "gymnasium"))
+    print(f"Datasets collected at commit {str(made.get('git_commit', 'not recorded'))[:7]} with {versions} "
+          "(`envs/lock.txt`).\n")
     for algo in args.runs:
         print(f"## {algo}\n")
         print("| iteration | env steps | pairwise cos, N | pairwise cos, max N | reference cos, N | "
